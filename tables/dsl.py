@@ -1,0 +1,199 @@
+"""The feature definition language: sources, features, feature views.
+
+One definition drives the online tables and the offline replay; nothing here
+knows about Faust.  A user writes the same objects in their own module and
+points the worker at it with ``--features`` / ``FS_FEATURES``.
+"""
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tables import aggregations as aggs
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MINUTE_MS = 60_000
+
+
+def duration_ms(value: str | int | None) -> int | None:
+    """``"90m"``, ``"1h"``, ``"7d"`` or a number of milliseconds."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"bad duration {value!r}: use e.g. '30m', '1h', '7d'")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+FIELD_TYPES = ("str", "float", "int", "time")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A stream of domain events: one Kafka topic ``<prefix>.events.<name>``.
+
+    ``key`` is the field the topic is partitioned by; views on this source are
+    keyed by it, so every view's state is local to the partition's owner.
+    """
+
+    name: str
+    fields: dict[str, str]
+    key: str
+    required: tuple[str, ...] = ()
+    time_field: str = "event_time"
+    id_field: str = "event_id"
+    lateness: str | int = "1h"
+
+    def __post_init__(self) -> None:
+        for name, type_ in self.fields.items():
+            if type_ not in FIELD_TYPES:
+                raise ValueError(f"source {self.name}: field {name} has unknown type {type_!r}")
+        for name in (self.key, self.time_field, self.id_field, *self.required):
+            if name not in self.fields:
+                raise ValueError(f"source {self.name}: {name!r} is not a declared field")
+
+    @property
+    def lateness_ms(self) -> int:
+        return duration_ms(self.lateness) or 0
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        extra = tuple(f for f in self.required if f not in (self.id_field, self.time_field, self.key))
+        return (self.id_field, self.time_field, self.key, *extra)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One aggregation over one window (``window_ms`` None: the entity's lifetime)."""
+
+    name: str
+    agg: aggs.Aggregation
+    window_ms: int | None = None
+    hop_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.window_ms is None:
+            return
+        if self.window_ms <= 0 or self.hop_ms is None or self.hop_ms <= 0:
+            raise ValueError(f"feature {self.name}: window and hop must be positive")
+        if self.window_ms % self.hop_ms:
+            raise ValueError(f"feature {self.name}: window must be a multiple of the hop")
+
+    def params(self) -> dict[str, Any]:
+        return {"name": self.name, **self.agg.params(), "window_ms": self.window_ms, "hop_ms": self.hop_ms}
+
+
+def default_hop_ms(window_ms: int) -> int:
+    """W/12, at least a minute, and always dividing W."""
+    hop = max(window_ms // 12, MINUTE_MS)
+    while window_ms % hop:
+        hop -= MINUTE_MS if hop > MINUTE_MS else 1
+    return hop
+
+
+def _window_suffix(window_ms: int | None) -> str:
+    if window_ms is None:
+        return ""
+    for unit in ("d", "h", "m", "s"):
+        if window_ms % _UNIT_MS[unit] == 0:
+            return f"_{window_ms // _UNIT_MS[unit]}{unit}"
+    return f"_{window_ms}ms"
+
+
+def _feature(
+    agg: aggs.Aggregation, window: str | int | None, hop: str | int | None, name: str | None
+) -> Feature:
+    window_ms = duration_ms(window)
+    hop_ms = duration_ms(hop) if hop is not None else (default_hop_ms(window_ms) if window_ms else None)
+    if name is None:
+        base = agg.kind if agg.field is None else f"{agg.kind}_{agg.field}"
+        name = base + _window_suffix(window_ms)
+    return Feature(name=name, agg=agg, window_ms=window_ms, hop_ms=hop_ms)
+
+
+def count(window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.Count(), window, hop, name)
+
+
+def sum(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:  # noqa: A001
+    return _feature(aggs.Sum(field), window, hop, name)
+
+
+def mean(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.Mean(field), window, hop, name)
+
+
+def min(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:  # noqa: A001
+    return _feature(aggs.Min(field), window, hop, name)
+
+
+def max(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:  # noqa: A001
+    return _feature(aggs.Max(field), window, hop, name)
+
+
+def stddev(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.Stddev(field), window, hop, name)
+
+
+def last(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.Last(field), window, hop, name)
+
+
+def last_k(field: str, k: int = 5, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.LastK(field, k=k), window, hop, name or f"last_{k}_{field}")
+
+
+def distinct_count(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.DistinctCount(field), window, hop, name)
+
+
+def approx_distinct(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.ApproxDistinct(field), window, hop, name)
+
+
+def approx_quantile(field: str, q: float = 0.5, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
+    return _feature(aggs.ApproxQuantile(field, q=q), window, hop, name)
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """Features of one entity computed from one source."""
+
+    name: str
+    version: int
+    source: Source
+    entity: str
+    features: list[Feature] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"view {self.name}: duplicate feature names {names}")
+        if self.entity != self.source.key:
+            # Views are computed where their source partition lives; a view by
+            # another entity needs that entity's own keyed source.
+            raise ValueError(
+                f"view {self.name}: entity {self.entity!r} must be the source's key {self.source.key!r}"
+            )
+        for feat in self.features:
+            if feat.agg.field is not None and feat.agg.field not in self.source.fields:
+                raise ValueError(f"view {self.name}: {feat.agg.field!r} is not a field of {self.source.name}")
+
+    @property
+    def fingerprint(self) -> str:
+        spec = json.dumps([f.params() for f in self.features], sort_keys=True)
+        return hashlib.sha256(spec.encode()).hexdigest()[:8]
+
+    @property
+    def state_key(self) -> str:
+        """Name of the view's state: changes whenever what it computes changes."""
+        return f"{self.name}.v{self.version}.{self.fingerprint}"
+
+    @property
+    def longest_window_ms(self) -> int:
+        return builtins.max((f.window_ms or 0 for f in self.features), default=0)

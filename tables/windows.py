@@ -1,0 +1,111 @@
+"""Hop-aligned tiles of mergeable partial aggregates for one (view, entity).
+
+The state is plain JSON data so the online table and the offline replay hold
+the very same bytes:
+
+    {"seq": int,              # events applied so far: the log-order tie-breaker
+     "max_time": int | None,  # newest event time applied, drives pruning
+     "life": [ir, ...],       # lifetime features, in view order
+     "tiles": {"<hop_ms>": {"<tile_start_ms>": [ir, ...]}}}
+
+Features sharing a hop share tiles; ``tile(x) = floor(x / H) * H`` (UTC epoch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tables.dsl import FeatureView, Feature
+
+State = dict[str, Any]
+
+
+def floor_to(x: int, step: int) -> int:
+    return (x // step) * step
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    feature: Feature
+    group: str | None  # hop as a string key, None for lifetime features
+    index: int
+
+
+class ViewWindows:
+    """Applies events to a view's state and reads feature values from it."""
+
+    def __init__(self, view: FeatureView, lateness_ms: int) -> None:
+        self.view = view
+        self.lateness_ms = lateness_ms
+        self._slots: list[_Slot] = []
+        group_sizes: dict[str | None, int] = {}
+        for feat in view.features:
+            group = None if feat.window_ms is None else str(feat.hop_ms)
+            index = group_sizes.get(group, 0)
+            group_sizes[group] = index + 1
+            self._slots.append(_Slot(feat, group, index))
+        self._groups = {g: [s for s in self._slots if s.group == g] for g in group_sizes}
+        # Keep tiles a future non-late event can still need: longest window + L.
+        self._retain_ms = {
+            g: max(s.feature.window_ms or 0 for s in slots) + lateness_ms
+            for g, slots in self._groups.items()
+            if g is not None
+        }
+
+    def new_state(self) -> State:
+        life = [s.feature.agg.init() for s in self._groups.get(None, [])]
+        return {"seq": 0, "max_time": None, "life": life, "tiles": {}}
+
+    def apply(self, state: State, record: dict[str, Any], time_ms: int) -> State:
+        seq = state["seq"]
+        for group, slots in self._groups.items():
+            if group is None:
+                irs = state["life"]
+            else:
+                tiles = state["tiles"].setdefault(group, {})
+                start = str(floor_to(time_ms, int(group)))
+                irs = tiles.get(start)
+                if irs is None:
+                    irs = tiles[start] = [s.feature.agg.init() for s in slots]
+            for slot in slots:
+                agg = slot.feature.agg
+                value = None if agg.field is None else record.get(agg.field)
+                if agg.needs_value and is_missing(value):
+                    continue
+                irs[slot.index] = agg.update(irs[slot.index], value, time_ms, seq)
+        state["seq"] = seq + 1
+        if state["max_time"] is None or time_ms > state["max_time"]:
+            state["max_time"] = time_ms
+            self._prune(state)
+        return state
+
+    def _prune(self, state: State) -> None:
+        for group, tiles in state["tiles"].items():
+            hop = int(group)
+            oldest = floor_to(state["max_time"] - self._retain_ms[group], hop)
+            for start in [s for s in tiles if int(s) < oldest]:
+                del tiles[start]
+
+    def values(self, state: State | None, time_ms: int) -> dict[str, Any]:
+        """Feature values at ``time_ms`` from tiles in ``[floor(t - W, H), tile(t)]``."""
+        if state is None:
+            state = self.new_state()
+        out: dict[str, Any] = {}
+        for slot in self._slots:
+            feat, agg = slot.feature, slot.feature.agg
+            if slot.group is None:
+                out[feat.name] = agg.finalize(state["life"][slot.index])
+                continue
+            hop = feat.hop_ms or 0
+            tiles = state["tiles"].get(slot.group, {})
+            acc = agg.init()
+            for start in range(floor_to(time_ms - (feat.window_ms or 0), hop), floor_to(time_ms, hop) + 1, hop):
+                irs = tiles.get(str(start))
+                if irs is not None:
+                    acc = agg.merge(acc, irs[slot.index])
+            out[feat.name] = agg.finalize(acc)
+        return out

@@ -1,0 +1,20 @@
+"""Shared fixtures. The integration fixtures (real broker, real worker) live in
+tests/integration/conftest.py so unit tests never touch Kafka."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def window_vectors() -> dict:
+    import json
+
+    path = SHARED / "testdata" / "window_semantics.json"
+    if not path.exists():
+        pytest.fail(f"reference vectors missing: {path} (../shared must sit beside the repo)")
+    return json.loads(path.read_text())
