@@ -23,8 +23,11 @@ instants with the IANA zones of the ``airports`` table (``tzone``) and pandas'
 * scheduled departure = ``year-month-day`` + ``sched_dep_time`` at the origin.
   Ambiguous wall times (the repeated hour when DST ends) take the *earlier*
   instant (DST); nonexistent wall times (the skipped hour when DST starts) are
-  shifted forward to the first valid instant. (No flight in 2013 is scheduled
-  in either hour, so the rule only has to be deterministic.)
+  read with the offset in force before the transition, i.e. 02:30 on the
+  spring-forward day is 02:30 standard time = 03:30 DST. Both are what Python's
+  ``zoneinfo`` does with ``fold=0``. (No flight of 2013 is scheduled in either
+  hour; one arrival, B6 35 JFK-PBI on 2013-03-09, has ``arr_time`` 02:03 in
+  the skipped hour, and this rule makes it agree with its ``arr_delay``.)
 * actual departure = scheduled departure + ``dep_delay`` minutes. This is the
   robust rule: it needs no guessing about which day ``dep_time`` belongs to
   (``dep_time`` may be ``2400`` or after midnight of the next day, or before
@@ -33,7 +36,7 @@ instants with the IANA zones of the ``airports`` table (``tzone``) and pandas'
 * actual arrival = the first instant at or after the actual departure whose
   wall clock at the destination equals ``arr_time``. Ambiguous wall times take
   the earliest candidate that is not before the departure; nonexistent ones
-  are shifted forward. The build checks ``arrival - departure - air_time``
+  follow the rule above. The build checks ``arrival - departure - air_time``
   (taxi-out + taxi-in) and counts implausible rows in :data:`BUILD_REPORT`.
 * weather: the dataset's ``time_hour`` column is already a UTC instant and is
   used as is (it also disambiguates the two ``01:00`` observations on
@@ -148,7 +151,9 @@ def _localize(naive: pd.Series, tzones: pd.Series, *, ambiguous_dst: bool = True
     """Naive local wall-clock times + per-row IANA zone -> UTC instants.
 
     Ambiguous times resolve to DST (the earlier instant) when ``ambiguous_dst``
-    else to standard time (the later one); nonexistent times shift forward.
+    else to standard time (the later one). Nonexistent times (in a DST gap)
+    are read with the pre-transition offset, which for the 1 h gaps of every
+    zone in this dataset is a shift forward by 1 h (zoneinfo's fold=0).
     """
     out = pd.Series(pd.NaT, index=naive.index, dtype="datetime64[ns, UTC]")
     for tz, idx in tzones.groupby(tzones, sort=True).groups.items():
@@ -156,7 +161,7 @@ def _localize(naive: pd.Series, tzones: pd.Series, *, ambiguous_dst: bool = True
         local = values.dt.tz_localize(
             tz,
             ambiguous=np.full(len(values), ambiguous_dst),
-            nonexistent="shift_forward",
+            nonexistent=pd.Timedelta(hours=1),
         )
         out.loc[idx] = local.dt.tz_convert("UTC")
     return out
@@ -225,11 +230,17 @@ def _flight_ids(f: pd.DataFrame) -> pd.Series:
 # build
 
 
-def build_frames(raw: dict[str, pd.DataFrame] | None = None, step=None) -> dict[str, pd.DataFrame]:
+def build_frames(
+    raw: dict[str, pd.DataFrame] | None = None,
+    step=None,
+    report_into: dict | None = None,
+) -> dict[str, pd.DataFrame]:
     """Build the three event frames (all rows), sorted by (event_time, event_id).
 
-    ``step(description)`` is called before each stage (progress reporting).
-    Fills :data:`BUILD_REPORT` with data-quality counts.
+    ``raw`` defaults to :func:`load_raw` (pass a subset to build a small
+    slice). ``step(description)`` is called before each stage (progress
+    reporting). Data-quality counts go to ``report_into``, by default
+    :data:`BUILD_REPORT`.
     """
     step = step or (lambda _desc: None)
     report: dict[str, float] = {}
@@ -319,6 +330,10 @@ def build_frames(raw: dict[str, pd.DataFrame] | None = None, step=None) -> dict[
     again = _localize(cand + pd.Timedelta(days=1), a_tz)
     arr_utc = arr_utc.where(arr_utc >= a_dep_utc, again)
 
+    arr_wall = _wall_clock(arr_utc, a_tz)
+    report["arr_time_mismatch"] = int(
+        ((arr_wall.dt.hour * 60 + arr_wall.dt.minute) != _hhmm_minutes(a["arr_time"]) % (24 * 60)).sum()
+    )
     block = (arr_utc - a_dep_utc).dt.total_seconds() / 60.0
     taxi = block - a["air_time"]
     report["block_minutes_median"] = float(block.median())
@@ -386,8 +401,9 @@ def build_frames(raw: dict[str, pd.DataFrame] | None = None, step=None) -> dict[
             raise RuntimeError(f"duplicate event_id in {name}")
         report[f"{name}_events"] = len(frames[name])
 
-    BUILD_REPORT.clear()
-    BUILD_REPORT.update(report)
+    target = BUILD_REPORT if report_into is None else report_into
+    target.clear()
+    target.update(report)
     return frames
 
 
@@ -473,7 +489,7 @@ def ensure_cache(cache_dir: Path | str | None = None, progress: bool = True, reb
     paths = _cache_paths(cache_dir)
     if not rebuild and all(p.exists() for p in paths.values()):
         return paths
-    with _progress(progress, total=6) as step:
+    with _progress(progress, total=7) as step:
         frames = build_frames(step=step)
         for name, df in frames.items():
             step(f"writing cache {paths[name].name}")
@@ -567,9 +583,11 @@ def interleave(events_by_source: Mapping[str, Iterable[dict]]) -> list[tuple[str
 
 def iter_interleaved(events_by_source: Mapping[str, Iterable[dict]]) -> Iterator[tuple[str, dict]]:
     """Lazy form of :func:`interleave`."""
-    streams = [
-        ((name, ev) for ev in events) for name, events in events_by_source.items()
-    ]
+    def tagged(name: str, events: Iterable[dict]) -> Iterator[tuple[str, dict]]:
+        for ev in events:
+            yield name, ev
+
+    streams = [tagged(name, events) for name, events in events_by_source.items()]
     # heapq.merge breaks key ties by input position, which makes it stable.
     return heapq.merge(*streams, key=lambda item: event_time_ms(item[1]))
 

@@ -263,12 +263,11 @@ def render_log4j(paths: BrokerPaths) -> str:
         # Prints "Kafka version: x.y.z".
         "log4j.logger.org.apache.kafka.common.utils.AppInfoParser": "INFO",
         "log4j.logger.kafka.request.logger": "WARN",
-        "log4j.logger.kafka.log.LogCleaner": "WARN",
         "log4j.logger.state.change.logger": "WARN",
         "log4j.logger.kafka.authorizer.logger": "WARN",
         "log4j.logger.kafka.server.KafkaConfig": "WARN",
-        "log4j.logger.kafka.log.UnifiedLog": "WARN",
-        "log4j.logger.kafka.log.LogManager": "WARN",
+        # Per-partition load/recovery lines: several per partition per start.
+        "log4j.logger.kafka.log": "WARN",
         "log4j.logger.kafka.coordinator": "WARN",
         "log4j.logger.kafka.cluster.Partition": "WARN",
         "log4j.logger.kafka.server.ReplicaFetcherManager": "WARN",
@@ -563,7 +562,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], paths: BrokerPaths, bootstrap: st
             return parse_version(text)
         time.sleep(0.2)
     _terminate(proc.pid, paths, 10.0)
-    raise _failure(paths, f"was not ready within {timeout:.0f}s (stopped it)")
+    raise _failure(paths, f"was not ready within {timeout:g}s (stopped it)")
 
 
 def start(settings: Settings, data_dir: Path | None = None, port: int | None = None,

@@ -34,6 +34,9 @@ class Settings:
     features_module: str = field(default_factory=lambda: _env("FS_FEATURES", "tables.flights"))
     app_id: str = field(default_factory=lambda: _env("FS_APP_ID", "featurestream"))
     partitions: int = field(default_factory=lambda: int(_env("FS_PARTITIONS", "4")))
+    replication: int = field(default_factory=lambda: int(_env("FS_REPLICATION", "1")))
+    # URL other workers use to reach this one (routing of web requests).
+    canonical_url: str = field(default_factory=lambda: _env("FS_CANONICAL_URL", ""))
     max_payload_bytes: int = field(
         default_factory=lambda: int(_env("FS_MAX_PAYLOAD_BYTES", str(64 * 1024)))
     )

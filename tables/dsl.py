@@ -90,7 +90,7 @@ class Feature:
 
 def default_hop_ms(window_ms: int) -> int:
     """W/12, at least a minute, and always dividing W."""
-    hop = max(window_ms // 12, MINUTE_MS)
+    hop = builtins.max(window_ms // 12, MINUTE_MS)
     while window_ms % hop:
         hop -= MINUTE_MS if hop > MINUTE_MS else 1
     return hop
@@ -99,7 +99,9 @@ def default_hop_ms(window_ms: int) -> int:
 def _window_suffix(window_ms: int | None) -> str:
     if window_ms is None:
         return ""
-    for unit in ("d", "h", "m", "s"):
+    # "24h" reads better than "1d" for the usual day-long windows.
+    units = ("d", "h", "m", "s") if window_ms >= 2 * _UNIT_MS["d"] else ("h", "m", "s")
+    for unit in units:
         if window_ms % _UNIT_MS[unit] == 0:
             return f"_{window_ms // _UNIT_MS[unit]}{unit}"
     return f"_{window_ms}ms"

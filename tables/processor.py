@@ -18,7 +18,7 @@ from tables.windows import ViewWindows, floor_to
 # the lateness are dropped as the watermark passes them.
 DEDUP_BUCKET_MS = 60_000
 
-APPLIED, LATE, DUPLICATE = "applied", "late", "duplicate"
+APPLIED, LATE, DUPLICATE, INVALID = "applied", "late", "duplicate", "invalid"
 
 
 @dataclass
@@ -34,7 +34,8 @@ class Stores:
     """Where state lives: Faust tables online, dicts offline."""
 
     views: dict[str, MutableMapping[str, Any]]  # view.state_key -> entity -> state
-    clocks: MutableMapping[str, Any]  # "<source>:<partition>" -> {"max": ms, "pruned": ms}
+    # "<source>:<partition>" -> {"max": ms, "pruned": ms, "counts": {status: n}}
+    clocks: MutableMapping[str, Any]
     seen: MutableMapping[str, Any]  # "<source>:<partition>:<bucket>" -> [event ids]
 
     @classmethod
@@ -49,10 +50,37 @@ class SourceProcessor:
         self.windows = {v.state_key: ViewWindows(v, source.lateness_ms) for v in self.views}
 
     def process(self, stores: Stores, partition: int, record: dict[str, Any], time_ms: int) -> Outcome:
-        clock_key = f"{self.source.name}:{partition}"
-        clock = stores.clocks.get(clock_key) or {"max": None, "pruned": None}
-        lateness = self.source.lateness_ms
-        if clock["max"] is not None and time_ms < clock["max"] - lateness:
+        clock_key = self.clock_key(partition)
+        clock = self._clock(stores, clock_key)
+        outcome = self._decide(stores, clock_key, clock, record, time_ms)
+        clock["counts"][outcome.status] += 1
+        if outcome.status == APPLIED and (clock["max"] is None or time_ms > clock["max"]):
+            self._advance(stores, clock_key, clock, time_ms)
+        stores.clocks[clock_key] = clock
+        return outcome
+
+    def reject(self, stores: Stores, partition: int) -> None:
+        """Count a record that failed validation, so ``in = applied + rejected``."""
+        clock_key = self.clock_key(partition)
+        clock = self._clock(stores, clock_key)
+        clock["counts"][INVALID] += 1
+        stores.clocks[clock_key] = clock
+
+    def clock_key(self, partition: int) -> str:
+        return f"{self.source.name}:{partition}"
+
+    @staticmethod
+    def _clock(stores: Stores, clock_key: str) -> dict[str, Any]:
+        return stores.clocks.get(clock_key) or {
+            "max": None,
+            "pruned": None,
+            "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
+        }
+
+    def _decide(
+        self, stores: Stores, clock_key: str, clock: dict[str, Any], record: dict[str, Any], time_ms: int
+    ) -> Outcome:
+        if clock["max"] is not None and time_ms < clock["max"] - self.source.lateness_ms:
             return Outcome(LATE, time_ms)
 
         bucket_key = f"{clock_key}:{floor_to(time_ms, DEDUP_BUCKET_MS)}"
@@ -70,14 +98,10 @@ class SourceProcessor:
             state = table.get(entity)
             outcome.features[view.name] = windows.values(state, time_ms)
             table[entity] = windows.apply(state or windows.new_state(), record, time_ms)
-
-        if clock["max"] is None or time_ms > clock["max"]:
-            clock = self._advance(stores, clock_key, clock, time_ms)
-            stores.clocks[clock_key] = clock
         return outcome
 
-    def _advance(self, stores: Stores, clock_key: str, clock: dict, time_ms: int) -> dict:
-        """Move the partition clock forward and drop dedup buckets it passed."""
+    def _advance(self, stores: Stores, clock_key: str, clock: dict[str, Any], time_ms: int) -> None:
+        """Move the partition clock forward and drop the dedup buckets it passed."""
         horizon = floor_to(time_ms - self.source.lateness_ms, DEDUP_BUCKET_MS)
         if clock["pruned"] is not None:
             # No bucket lies past the previous maximum, so the sweep is bounded
@@ -85,4 +109,5 @@ class SourceProcessor:
             end = min(horizon, floor_to(clock["max"], DEDUP_BUCKET_MS) + DEDUP_BUCKET_MS)
             for bucket in range(clock["pruned"], end, DEDUP_BUCKET_MS):
                 stores.seen.pop(f"{clock_key}:{bucket}", None)
-        return {"max": time_ms, "pruned": horizon}
+        clock["max"] = time_ms
+        clock["pruned"] = horizon

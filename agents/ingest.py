@@ -1,0 +1,150 @@
+"""The ingest agent: one per source.  Parse, look up, apply, emit.
+
+For each record of ``fs.events.<source>``, in partition order:
+
+1. validate it (``agents.validation``); a rejection goes to ``fs.dlq`` with
+   the original bytes, topic, partition, offset and reason;
+2. hand it to the shared ``SourceProcessor`` with the Faust tables as stores,
+   which decides late / duplicate / applied and updates the view tables;
+3. emit what was served for it to ``fs.features.<source>`` (the feature log
+   the replay is compared against); late events also go to ``fs.dlq``.
+
+Outputs use ``send_soon`` so the hot path never waits on the producer.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from agents import validation
+from agents.metrics import Metrics
+from app.settings import Settings
+from tables.definitions import Definitions
+from tables.dsl import FeatureView, Source
+from tables.processor import APPLIED, LATE, SourceProcessor, Stores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceRuntime:
+    """What the web views and tests need to see of one source's agent."""
+
+    source: Source
+    views: list[FeatureView]
+    processor: SourceProcessor
+    stores: Stores
+    tables: dict[str, faust.Table]  # view name -> table
+
+
+def _table(app: faust.App, name: str, partitions: int, help_: str) -> faust.Table:
+    # Keys are plain strings with the raw serializer, the same bytes the event
+    # topic is keyed by, so table_route finds the owning worker.
+    table = app.Table(name, key_type=str, partitions=partitions, help=help_)
+    # Faust picks "json" for str keys, which would quote them; set before the
+    # store and changelog topic are created, which read it.
+    table.key_serializer = "raw"
+    return table
+
+
+def dlq_record(
+    event: EventT, reason: str, detail: str, source: str
+) -> dict[str, Any]:
+    message = event.message
+    original = message.value if isinstance(message.value, bytes) else None
+    return {
+        "reason": reason,
+        "detail": detail,
+        "source": source,
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp_ms": int(message.timestamp * 1000) if message.timestamp else None,
+        "key": message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None,
+        "original_b64": base64.b64encode(original).decode("ascii") if original is not None else None,
+    }
+
+
+def register_ingest(
+    app: faust.App, settings: Settings, definitions: Definitions, metrics: Metrics
+) -> dict[str, SourceRuntime]:
+    dlq = app.topic(settings.topic("dlq"), key_type=bytes, value_type=bytes, internal=False)
+    runtimes: dict[str, SourceRuntime] = {}
+    for source in definitions.sources.values():
+        views = definitions.views_of(source.name)
+        view_tables = {
+            v.name: _table(app, f"view.{v.state_key}", settings.partitions, f"{v.name} v{v.version}")
+            for v in views
+        }
+        stores = Stores(
+            views={v.state_key: view_tables[v.name] for v in views},
+            clocks=_table(app, f"clock.{source.name}", settings.partitions, "partition clocks"),
+            seen=_table(app, f"seen.{source.name}", settings.partitions, "recent event ids"),
+        )
+        runtime = SourceRuntime(source, views, SourceProcessor(source, views), stores, view_tables)
+        runtimes[source.name] = runtime
+        topic = app.topic(settings.events_topic(source.name), key_type=bytes, value_type=bytes)
+        features_topic = app.topic(settings.topic(f"features.{source.name}"), key_type=bytes, value_type=bytes)
+        app.agent(topic, name=f"ingest.{source.name}")(
+            _make_agent(runtime, settings, dlq, features_topic, metrics)
+        )
+    return runtimes
+
+
+def _make_agent(
+    runtime: SourceRuntime,
+    settings: Settings,
+    dlq: faust.TopicT,
+    features_topic: faust.TopicT,
+    metrics: Metrics,
+):
+    source = runtime.source
+    versions = {v.name: v.version for v in runtime.views}
+
+    def reject(event: EventT, reason: str, detail: str) -> None:
+        record = dlq_record(event, reason, detail, source.name)
+        dlq.send_soon(key=event.message.key, value=json.dumps(record).encode())
+        metrics.dlq.labels(source.name, reason).inc()
+
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                checked = validation.validate(source, message.value, settings.max_payload_bytes)
+                if isinstance(checked, validation.Rejection):
+                    runtime.processor.reject(runtime.stores, message.partition)
+                    metrics.events.labels(source.name, "invalid").inc()
+                    reject(event, checked.reason, checked.detail)
+                    continue
+                outcome = runtime.processor.process(
+                    runtime.stores, message.partition, checked.record, checked.time_ms
+                )
+            except Exception as exc:  # never let one record stop the worker
+                log.exception("ingest %s failed at %s:%s", source.name, message.partition, message.offset)
+                metrics.events.labels(source.name, "error").inc()
+                reject(event, validation.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+                continue
+            metrics.events.labels(source.name, outcome.status).inc()
+            if outcome.status == LATE:
+                reject(event, validation.LATE, "older than the partition's max event time minus the allowed lateness")
+            elif outcome.status == APPLIED:
+                record = checked.record
+                served = {
+                    "event_id": record[source.id_field],
+                    "entity": str(record[source.key]),
+                    "event_time_ms": outcome.time_ms,
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "features": outcome.features,
+                    "versions": versions,
+                }
+                features_topic.send_soon(key=message.key, value=json.dumps(served).encode())
+
+    return ingest

@@ -1,0 +1,63 @@
+"""Creates the project's topics explicitly, with the configs DESIGN.md fixes.
+
+Faust only declares its internal topics; event topics are the log and must
+never expire, so they are created here with ``retention.ms=-1`` before
+anything produces to them.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from app.settings import Settings
+
+FOREVER = {"retention.ms": "-1"}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
+    n = settings.partitions
+    specs = [TopicSpec(settings.events_topic(s), n, FOREVER) for s in sources]
+    specs += [TopicSpec(settings.topic(f"features.{s}"), n, FOREVER) for s in sources]
+    specs += [
+        TopicSpec(settings.topic("dlq"), n, FOREVER),
+        TopicSpec(settings.topic("predictions"), n, {}),
+        TopicSpec(settings.topic("metrics"), 1, {}),
+        TopicSpec(settings.topic("alerts"), 1, {}),
+        TopicSpec(settings.topic("control"), 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topic("audit"), 1, FOREVER),
+        TopicSpec(settings.topic("labels"), n, FOREVER),
+    ]
+    return specs
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
+    """Create what is missing; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(s.name, s.partitions, settings.replication, topic_configs=s.config) for s in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process won the race: fine
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+def ensure_topics_sync(settings: Settings, sources: list[str]) -> list[str]:
+    return asyncio.run(ensure_topics(settings, project_topics(settings, sources)))

@@ -1,0 +1,220 @@
+"""HTTP views (Faust web).  Views read tables only; writes happen in agents.
+
+Every error is JSON ``{"error": ..., "detail": ...}`` with a 4xx code; a
+middleware turns anything unexpected into a JSON 500 without a traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web as aioweb
+from aiokafka.partitioner import murmur2
+from faust.exceptions import SameNode
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from app.faust_app import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def error_body(error: str, detail: str) -> dict[str, str]:
+    return {"error": error, "detail": detail}
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner puts ``key`` in."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def register(runtime: "Runtime") -> None:
+    app = runtime.app
+    views = {v.name: v for v in runtime.definitions.views.values()}
+    source_of = {v.name: runtime.sources[v.source.name] for v in views.values()}
+
+    @app.page("/features/{view}/{entity}")
+    class FeatureValues(View):
+        async def get(self, request: Request, view: str, entity: str) -> Response:
+            definition = views.get(view)
+            if definition is None:
+                return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(views)}"), status=404)
+            if "as_of" in request.query:
+                return self.json(
+                    error_body("unsupported", "as_of reads are not available yet; see issue 3"), status=400
+                )
+            table = source_of[view].tables[view]
+            try:
+                return await app.router.route_req(table.name, entity, self.web, request)
+            except SameNode:
+                pass
+            state = table.get(entity)
+            if state is None:
+                return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
+            source = source_of[view]
+            partition = key_partition(entity, runtime.settings.partitions)
+            clock = source.stores.clocks.get(source.processor.clock_key(partition)) or {}
+            # "Current" means at the partition's stream time: event time, never wall clock.
+            now_ms = clock.get("max") or state["max_time"]
+            windows = source.processor.windows[definition.state_key]
+            return self.json(
+                {
+                    "view": definition.name,
+                    "version": definition.version,
+                    "entity": entity,
+                    "entity_field": definition.entity,
+                    "as_of_ms": now_ms,
+                    "as_of": iso(now_ms),
+                    "last_event_time": iso(state["max_time"]),
+                    "events_applied": state["seq"],
+                    "features": windows.values(state, now_ms),
+                }
+            )
+
+    @app.page("/views")
+    class Views(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(
+                {
+                    "views": [
+                        {
+                            "name": v.name,
+                            "version": v.version,
+                            "source": v.source.name,
+                            "entity": v.entity,
+                            "state_key": v.state_key,
+                            "features": [f.params() for f in v.features],
+                        }
+                        for v in views.values()
+                    ]
+                }
+            )
+
+    @app.page("/stats")
+    class Stats(View):
+        async def get(self, request: Request) -> Response:
+            """Per-partition outcome counts of the partitions this worker owns."""
+            out: dict[str, Any] = {}
+            for name, source in runtime.sources.items():
+                partitions = {}
+                for partition in range(runtime.settings.partitions):
+                    clock = source.stores.clocks.get(source.processor.clock_key(partition))
+                    if clock:
+                        partitions[str(partition)] = {"max_event_time": iso(clock["max"]), **clock["counts"]}
+                out[name] = partitions
+            return self.json({"sources": out})
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            rebalancing = bool(app.rebalancing)
+            body = {"status": "ok", "ready": not rebalancing, "rebalancing": rebalancing}
+            return self.json(body, status=200)
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(runtime.metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/openapi.json")
+    class OpenAPI(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(openapi(sorted(views)))
+
+    @app.page("/")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            return self.html(dashboard_html(runtime))
+
+    app.web.web_app.middlewares.append(_json_errors(runtime))
+
+
+def _json_errors(runtime: "Runtime"):
+    @aioweb.middleware
+    async def middleware(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
+        try:
+            response = await handler(request)
+        except aioweb.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            runtime.metrics.http_errors.labels(str(exc.status)).inc()
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            return aioweb.json_response(error_body(code, f"{request.method} {request.path}: {exc.reason}"), status=exc.status)
+        except Exception as exc:  # no traceback ever reaches a client
+            log.exception("unhandled error serving %s", request.path)
+            runtime.metrics.http_errors.labels("500").inc()
+            return aioweb.json_response(error_body("internal_error", type(exc).__name__), status=500)
+        if response.status >= 400:
+            runtime.metrics.http_errors.labels(str(response.status)).inc()
+        return response
+
+    return middleware
+
+
+def openapi(view_names: list[str]) -> dict[str, Any]:
+    error = {"$ref": "#/components/schemas/Error"}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "featurestream", "version": "0.1.0"},
+        "paths": {
+            "/features/{view}/{entity}": {
+                "get": {
+                    "summary": "Current feature values of one entity (at its partition's stream time)",
+                    "parameters": [
+                        {"name": "view", "in": "path", "required": True, "schema": {"type": "string", "enum": view_names}},
+                        {"name": "entity", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "feature values"},
+                        "404": {"description": "unknown view or entity", "content": {"application/json": {"schema": error}}},
+                    },
+                }
+            },
+            "/views": {"get": {"summary": "Feature view definitions", "responses": {"200": {"description": "views"}}}},
+            "/stats": {"get": {"summary": "Per-partition ingest outcome counts", "responses": {"200": {"description": "counts"}}}},
+            "/healthz": {"get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "ok"}}}},
+            "/metrics": {"get": {"summary": "Prometheus exposition", "responses": {"200": {"description": "metrics"}}}},
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+                    "required": ["error", "detail"],
+                }
+            }
+        },
+    }
+
+
+def dashboard_html(runtime: "Runtime") -> str:
+    rows = "".join(
+        f"<tr><td>{v.name}</td><td>{v.version}</td><td>{v.source.name}</td><td>{v.entity}</td>"
+        f"<td>{', '.join(f.name for f in v.features)}</td></tr>"
+        for v in runtime.definitions.views.values()
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>featurestream</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}</style></head>
+<body><h1>featurestream</h1>
+<p>Worker on {runtime.app.conf.canonical_url}. Feature module <code>{runtime.definitions.module}</code>.</p>
+<h2>Feature views</h2>
+<table><tr><th>view</th><th>version</th><th>source</th><th>entity</th><th>features</th></tr>{rows}</table>
+<h2>Endpoints</h2><ul>
+<li><a href="/features/origin_traffic/JFK">/features/&lt;view&gt;/&lt;entity&gt;</a></li>
+<li><a href="/views">/views</a></li><li><a href="/stats">/stats</a></li>
+<li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
+<li><a href="/openapi.json">/openapi.json</a></li></ul>
+<p id="stats"></p>
+<script>fetch('/stats').then(r=>r.json()).then(s=>{{document.getElementById('stats').textContent=JSON.stringify(s)}})</script>
+</body></html>"""

@@ -1,0 +1,91 @@
+"""Feature definitions for the nycflights13 example: the default ``FS_FEATURES``.
+
+Written exactly as a user would write their own module: declare ``SOURCES``
+and ``VIEWS`` with the DSL, nothing else.
+"""
+from __future__ import annotations
+
+from tables import dsl
+from tables.dsl import FeatureView, Source
+
+departures = Source(
+    name="departures",
+    key="origin",
+    fields={
+        "event_id": "str", "event_time": "time", "flight_id": "str",
+        "origin": "str", "dest": "str", "carrier": "str", "flight": "int",
+        "tailnum": "str", "dep_delay": "float", "sched_dep_time": "int",
+        "sched_dep_hour": "int", "sched_arr_time": "int", "distance": "float",
+        "month": "int", "day_of_week": "int",
+    },
+    required=("flight_id", "dest", "carrier", "dep_delay"),
+    lateness="1h",
+)
+
+arrivals = Source(
+    name="arrivals",
+    key="dest",
+    fields={
+        "event_id": "str", "event_time": "time", "flight_id": "str",
+        "origin": "str", "dest": "str", "carrier": "str", "flight": "int",
+        "tailnum": "str", "arr_delay": "float", "arr_delayed_15": "int",
+        "dep_delay": "float", "air_time": "float", "dep_event_time": "time",
+    },
+    required=("flight_id", "origin", "carrier", "arr_delay"),
+    lateness="1h",
+)
+
+weather = Source(
+    name="weather",
+    key="origin",
+    fields={
+        "event_id": "str", "event_time": "time", "origin": "str",
+        "temp": "float", "dewp": "float", "humid": "float", "wind_dir": "float",
+        "wind_speed": "float", "wind_gust": "float", "precip": "float",
+        "pressure": "float", "visib": "float",
+    },
+    lateness="2h",
+)
+
+origin_traffic = FeatureView(
+    name="origin_traffic",
+    version=1,
+    source=departures,
+    entity="origin",
+    features=[
+        dsl.count(window="1h"),
+        dsl.sum("dep_delay", window="1h"),
+        dsl.mean("dep_delay", window="1h"),
+        dsl.mean("dep_delay", window="3h"),
+        dsl.max("dep_delay", window="3h"),
+        dsl.stddev("dep_delay", window="3h"),
+        dsl.last("dep_delay"),
+        dsl.distinct_count("dest", window="24h"),
+    ],
+)
+
+dest_arrivals = FeatureView(
+    name="dest_arrivals",
+    version=1,
+    source=arrivals,
+    entity="dest",
+    features=[
+        dsl.count(window="24h"),
+        dsl.mean("arr_delay", window="24h"),
+        dsl.max("arr_delay", window="24h"),
+    ],
+)
+
+origin_weather = FeatureView(
+    name="origin_weather",
+    version=1,
+    source=weather,
+    entity="origin",
+    features=[
+        dsl.last("temp"), dsl.last("visib"), dsl.last("wind_speed"),
+        dsl.last("precip"), dsl.mean("precip", window="3h"),
+    ],
+)
+
+SOURCES = [departures, arrivals, weather]
+VIEWS = [origin_traffic, dest_arrivals, origin_weather]
