@@ -57,6 +57,9 @@ def create_app(
         autodiscover=False,
         web_in_thread=False,
     )
+    # Every table write queues a changelog message; Faust's default buffer of
+    # 100 makes the stream stop and drain every few events.
+    app.producer.buffer.max_messages = 10_000
     metrics = Metrics()
     sources = register_ingest(app, settings, definitions, metrics)
     runtime = Runtime(app, settings, definitions, sources, metrics)
