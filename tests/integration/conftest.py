@@ -1,0 +1,146 @@
+"""Integration fixtures: one real Apache Kafka broker for the whole session
+(fresh data directory, stopped and removed at the end) and real worker
+processes started with ``featurestream worker``."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from app import kafka_local
+from app.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
+from app.settings import Settings, load
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("featurestream")
+    base = load()
+    if base.kafka_bootstrap:  # an existing cluster was named: use it, start nothing
+        yield replace(base, home=home, topic_prefix=f"it{uuid.uuid4().hex[:6]}")
+        return
+    data_dir = home / "kafka"
+    settings = replace(base, home=home, kafka_port=kafka_local.free_port(), topic_prefix="it")
+    info = kafka_local.start(settings, data_dir=data_dir, port=settings.kafka_port)
+    assert info.version and info.version.startswith("3.9"), info
+    print(f"\nKafka {info.version} broker at {info.bootstrap} started in {info.startup_seconds:.1f}s")
+    try:
+        yield settings
+    finally:
+        kafka_local.stop(settings, data_dir=data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = {
+        "FS_TOPIC_PREFIX": settings.topic_prefix,
+        "FS_APP_ID": settings.app_id,
+        "FS_HOME": str(settings.home),
+        "FS_PARTITIONS": str(settings.partitions),
+    }
+    if settings.kafka_bootstrap:
+        env["FS_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    else:
+        env["FS_KAFKA_PORT"] = str(settings.kafka_port)
+    return env
+
+
+class Worker:
+    """A real worker process bound to one test module's isolated topics."""
+
+    def __init__(self, settings: Settings, handle: WorkerHandle) -> None:
+        self.settings = settings
+        self.handle = handle
+        self.url = handle.url
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return http_json(self.url + path)
+
+    def counts(self, source: str) -> dict[str, int]:
+        _, body = self.get("/stats")
+        parts = body["sources"].get(source, {})
+        keys = ("applied", "late", "duplicate", "invalid")
+        return {k: sum(p[k] for p in parts.values()) for k in keys}
+
+    def wait_for(self, source: str, total: int, timeout: float = 240) -> dict[str, int]:
+        """Until every record sent to ``source`` has an outcome."""
+        deadline = time.monotonic() + timeout
+        counts = self.counts(source)
+        while time.monotonic() < deadline:
+            counts = self.counts(source)
+            if sum(counts.values()) >= total:
+                return counts
+            time.sleep(0.5)
+        raise AssertionError(f"{source}: only {counts} of {total} after {timeout}s; log {self.handle.log_path}")
+
+
+@pytest.fixture(scope="module")
+def isolated(broker: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Own topic prefix and app id per test module: no state leaks between modules."""
+    tag = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")[:20]
+    unique = f"{tag}{uuid.uuid4().hex[:6]}"
+    return replace(broker, topic_prefix=f"{broker.topic_prefix}-{unique}", app_id=f"fs-{unique}")
+
+
+@pytest.fixture(scope="module")
+def worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    from app.topics import ensure_topics_sync
+    from tables.definitions import load as load_definitions
+
+    ensure_topics_sync(isolated, list(load_definitions(isolated.features_module).sources))
+    work = tmp_path_factory.mktemp("worker")
+    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=worker_env(isolated))
+    try:
+        wait_ready(handle)
+        yield Worker(isolated, handle)
+    finally:
+        stop_pid(handle.pid)
+        if handle.process is not None:
+            handle.process.wait(timeout=30)
+
+
+def consume_all(settings: Settings, topic: str, timeout: float = 30) -> list[Any]:
+    """Every record of ``topic`` from the beginning to the current end."""
+
+    async def run() -> list[Any]:
+        # Subscribing without a group assigns every partition once metadata is in.
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            partitions = sorted(consumer.assignment())
+            assert partitions, f"topic {topic} has no partitions"
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records = []
+            deadline = time.monotonic() + timeout
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out reading {topic}")
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    records.extend(messages)
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def decode(records: list[Any]) -> list[dict]:
+    return [json.loads(r.value) for r in records]

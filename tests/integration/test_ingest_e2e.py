@@ -1,0 +1,188 @@
+"""Real flights through a real worker on a real broker: every record is
+accounted for, malformed ones land in the DLQ with the right reason, and the
+features served equal an independent pandas computation."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from app import flights_data
+from app.producer import encode, produce, produce_raw
+from tables.definitions import load as load_definitions
+from tests import oracle
+from tests.integration.conftest import Worker, consume_all, decode
+
+LIMIT = 3000
+DUPLICATES = 20
+LATE = 5
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def malformed(good: dict) -> list[tuple[str, bytes, str]]:
+    """(key, payload, expected reason) for departures: every validation rule, several ways."""
+    def variant(**changes: Any) -> bytes:
+        record = {**good, "event_id": f"bad-{len(cases)}", **changes}
+        return json.dumps({k: v for k, v in record.items() if v is not _DROP}).encode()
+
+    cases: list[tuple[str, bytes, str]] = []
+    add = lambda payload, reason: cases.append(("JFK", payload, reason))  # noqa: E731
+    for text in (b"{not json", b"", b"\xff\xfe\x00", b'{"event_id": "x"', b"nul"):
+        add(text, "invalid_json")
+    for text in (b"[]", b"42", b'"a string"', b"null", b"[1, 2]"):
+        add(text, "not_an_object")
+    for field in ("event_id", "event_time", "origin", "dest", "carrier", "dep_delay", "flight_id"):
+        add(variant(**{field: _DROP}), "missing_field")
+    add(variant(dep_delay="late"), "wrong_type")
+    add(variant(dep_delay=True), "wrong_type")
+    add(variant(flight=1.5), "wrong_type")
+    add(variant(origin=7), "wrong_type")
+    add(variant(distance=[1]), "wrong_type")
+    add(b'{"event_id":"nan-1","event_time":"2013-01-01T12:00:00Z","origin":"JFK","dest":"LAX","carrier":"AA","flight_id":"f","dep_delay":NaN}', "not_finite")
+    add(b'{"event_id":"inf-1","event_time":"2013-01-01T12:00:00Z","origin":"JFK","dest":"LAX","carrier":"AA","flight_id":"f","dep_delay":Infinity}', "not_finite")
+    add(variant(event_time="yesterday"), "bad_timestamp")
+    add(variant(event_time="2013-13-45T99:00:00Z"), "bad_timestamp")
+    add(variant(event_time="2013-01-01T12:00:00"), "bad_timestamp")  # no zone
+    add(variant(event_time="1970-01-01T00:00:01Z"), "absurd_timestamp")
+    add(variant(event_time="2999-01-01T00:00:00Z"), "absurd_timestamp")
+    add(variant(event_time=1357041600), "absurd_timestamp")  # seconds, not ms
+    add(variant(padding="x" * 70_000), "too_large")
+    add(variant(padding="y" * 100_000), "too_large")
+    return cases
+
+
+_DROP = object()
+
+
+@pytest.fixture(scope="module")
+def run(worker: Worker) -> dict[str, Any]:
+    settings = worker.settings
+    definitions = load_definitions(settings.features_module)
+    by_source = flights_data.load_events(limit=LIMIT, progress=False)
+    total = sum(len(v) for v in by_source.values())
+    asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total, progress=False))
+
+    departures = by_source["departures"]
+    bad = malformed(departures[-1])
+    last_ms = flights_data.event_time_ms(departures[-1])
+    late = [
+        {**departures[-1], "event_id": f"late-{i}", "event_time": _iso(last_ms - 2 * 3600_000 - i * 60_000)}
+        for i in range(LATE)
+    ]
+    dups = departures[-DUPLICATES:]
+    raw = [(k.encode(), payload) for k, payload, _ in bad]
+    raw += [(e["origin"].encode(), encode(e)) for e in late]
+    raw += [(e["origin"].encode(), encode(e)) for e in dups]
+    asyncio.run(produce_raw(settings, settings.events_topic("departures"), raw))
+
+    sent_departures = len(departures) + len(raw)
+    counts = worker.wait_for("departures", sent_departures)
+    for source in ("arrivals", "weather"):
+        worker.wait_for(source, len(by_source[source]))
+    return {
+        "by_source": by_source,
+        "bad": bad,
+        "late": late,
+        "counts": counts,
+        "sent_departures": sent_departures,
+        "definitions": definitions,
+    }
+
+
+def test_every_record_is_accounted_for(worker: Worker, run: dict[str, Any]) -> None:
+    counts = run["counts"]
+    assert counts["applied"] == len(run["by_source"]["departures"]) == LIMIT
+    assert counts["invalid"] == len(run["bad"]) >= 30
+    assert counts["late"] == LATE
+    assert counts["duplicate"] == DUPLICATES
+    dlq = [r for r in decode(consume_all(worker.settings, worker.settings.topic("dlq"))) if r["source"] == "departures"]
+    assert run["sent_departures"] == counts["applied"] + len(dlq) + counts["duplicate"]
+    for source in ("arrivals", "weather"):
+        assert worker.counts(source) == {
+            "applied": len(run["by_source"][source]), "late": 0, "duplicate": 0, "invalid": 0,
+        }
+
+
+def test_dlq_holds_each_malformed_record_with_reason_and_position(worker: Worker, run: dict[str, Any]) -> None:
+    topic = worker.settings.events_topic("departures")
+    dlq = [r for r in decode(consume_all(worker.settings, worker.settings.topic("dlq"))) if r["source"] == "departures"]
+    by_original = {}
+    for record in dlq:
+        by_original.setdefault(base64.b64decode(record["original_b64"]), []).append(record)
+    for _, payload, reason in run["bad"]:
+        [record] = by_original[payload]
+        assert record["reason"] == reason, (payload[:80], record)
+        assert record["topic"] == topic and record["detail"]
+        assert isinstance(record["partition"], int) and isinstance(record["offset"], int)
+    for event in run["late"]:
+        [record] = by_original[encode(event)]
+        assert record["reason"] == "late"
+
+    # The recorded position really points at the original bytes in the log.
+    log = consume_all(worker.settings, topic)
+    at = {(m.partition, m.offset): m.value for m in log}
+    for record in dlq:
+        assert at[(record["partition"], record["offset"])] == base64.b64decode(record["original_b64"])
+
+
+def _close(got: Any, want: Any) -> bool:
+    if got is None or want is None:
+        return got is None and want is None
+    if isinstance(want, str):
+        return got == want
+    return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_served_features_equal_pandas_oracle(worker: Worker, run: dict[str, Any]) -> None:
+    view = run["definitions"].views["origin_traffic"]
+    specs = oracle.specs_of(view)
+    served = decode(consume_all(worker.settings, worker.settings.topic("features.departures")))
+    assert len(served) == LIMIT
+    served_by_id = {r["event_id"]: r for r in served}
+
+    events = pd.DataFrame(run["by_source"]["departures"])
+    events["time_ms"] = events.event_time.map(flights_data.event_time_ms)
+    expected = oracle.per_event(events, specs, "origin", view.source.lateness_ms)
+    checked = 0
+    for event_id, want in zip(events.event_id, expected):
+        got = served_by_id[event_id]["features"]["origin_traffic"]
+        assert served_by_id[event_id]["versions"]["origin_traffic"] == view.version
+        for spec in specs:
+            assert _close(got[spec.name], want[spec.name]), (event_id, spec.name, got[spec.name], want[spec.name])
+            checked += 1
+    assert checked == LIMIT * len(specs)
+
+
+@pytest.mark.parametrize("airport", ["EWR", "JFK", "LGA"])
+def test_http_current_values_equal_pandas_oracle(worker: Worker, run: dict[str, Any], airport: str) -> None:
+    view = run["definitions"].views["origin_traffic"]
+    status, body = worker.get(f"/features/origin_traffic/{airport}")
+    assert status == 200, body
+    assert body["version"] == view.version and body["entity"] == airport
+    events = pd.DataFrame(run["by_source"]["departures"])
+    events["time_ms"] = events.event_time.map(flights_data.event_time_ms)
+    # "Current" = at the partition's stream time; every applied event is <= it.
+    assert body["as_of_ms"] >= events[events.origin == airport].time_ms.max()
+    want = oracle.as_of(events, oracle.specs_of(view), "origin", airport, body["as_of_ms"])
+    for name, value in want.items():
+        assert _close(body["features"][name], value), (airport, name, body["features"][name], value)
+
+
+def test_http_errors_are_json_4xx(worker: Worker) -> None:
+    status, body = worker.get("/features/origin_traffic/NOPE")
+    assert status == 404 and body["error"] == "unknown_entity"
+    status, body = worker.get("/features/no_such_view/JFK")
+    assert status == 404 and body["error"] == "unknown_view"
+    status, body = worker.get("/no/such/route")
+    assert status == 404 and set(body) == {"error", "detail"}
+    status, body = worker.get("/healthz")
+    assert status == 200 and body["ready"] is True
