@@ -1,0 +1,80 @@
+"""Schema validation of raw records: each rule, and what passes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.validation import Rejection, Valid, parse_time_ms, validate
+from tables.flights import departures
+
+GOOD = {
+    "event_id": "dep-1", "event_time": "2013-01-01T10:17:00.000Z", "flight_id": "f1",
+    "origin": "EWR", "dest": "IAH", "carrier": "UA", "flight": 1545, "tailnum": "N14228",
+    "dep_delay": 2.0, "distance": 1400.0,
+}
+
+
+def check(payload: bytes, limit: int = 64 * 1024) -> Valid | Rejection:
+    return validate(departures, payload, limit)
+
+
+def with_(**changes) -> bytes:
+    return json.dumps({**GOOD, **changes}).encode()
+
+
+def test_good_record_passes_with_its_time() -> None:
+    result = check(json.dumps(GOOD).encode())
+    assert isinstance(result, Valid)
+    assert result.time_ms == 1357035420000
+    assert result.record["origin"] == "EWR"
+
+
+def test_integers_are_valid_floats_and_unknown_fields_are_kept() -> None:
+    result = check(with_(dep_delay=3, extra="kept"))
+    assert isinstance(result, Valid) and result.record["extra"] == "kept"
+
+
+def test_optional_fields_may_be_null() -> None:
+    assert isinstance(check(with_(tailnum=None, distance=None)), Valid)
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"{oops", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (None, "invalid_json"),
+        (b"[1]", "not_an_object"),
+        (with_(origin=None), "missing_field"),
+        (json.dumps({k: v for k, v in GOOD.items() if k != "event_id"}).encode(), "missing_field"),
+        (with_(dep_delay="7"), "wrong_type"),
+        (with_(dep_delay=False), "wrong_type"),
+        (with_(flight=2.5), "wrong_type"),
+        (with_(carrier=3), "wrong_type"),
+        (with_(dep_delay=float("nan")), "not_finite"),
+        (with_(dep_delay=float("inf")), "not_finite"),
+        (with_(event_time="soon"), "bad_timestamp"),
+        (with_(event_time="2013-01-01T10:17:00"), "bad_timestamp"),
+        (with_(event_time=[2013]), "bad_timestamp"),
+        (with_(event_time="1900-01-01T00:00:00Z"), "absurd_timestamp"),
+        (with_(event_time=1357035420), "absurd_timestamp"),
+    ],
+)
+def test_rejections_have_stable_reasons(payload: bytes | None, reason: str) -> None:
+    result = check(payload)
+    assert isinstance(result, Rejection)
+    assert result.reason == reason
+    assert result.detail
+
+
+def test_size_limit_is_checked_before_parsing() -> None:
+    result = check(with_(pad="x" * 200), limit=100)
+    assert isinstance(result, Rejection) and result.reason == "too_large"
+
+
+def test_time_formats() -> None:
+    assert parse_time_ms("2013-01-01T05:17:00-05:00") == parse_time_ms("2013-01-01T10:17:00Z")
+    assert parse_time_ms(1357035420000) == 1357035420000
+    with pytest.raises(ValueError):
+        parse_time_ms(True)
