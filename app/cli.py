@@ -96,6 +96,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(settings_mod.load(), limit=args.limit, web_port=args.web_port)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from app.bench import run_bench
+
+    result = run_bench(settings_mod.load(), _definitions(args), args.events, args.engine_only)
+    if args.json:
+        print(json.dumps(result.__dict__))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="featurestream",
@@ -137,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--web-port", type=int, default=6066)
     demo.add_argument("--stop", action="store_true", help="stop the demo's worker and broker")
     demo.set_defaults(func=cmd_demo)
+    bench = sub.add_parser("bench", help="measure throughput (engine, publish, worker) on real departures")
+    bench.add_argument("--events", type=int, default=20000, help="departures to use (default 20000)")
+    bench.add_argument("--engine-only", action="store_true", help="skip the Kafka stages")
+    bench.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    _add_features_flag(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -14,6 +14,7 @@ from aiohttp import web as aioweb
 from aiokafka.partitioner import murmur2
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ def key_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+def is_ready(app: Any) -> bool:
+    """Partitions assigned and tables recovered: reads are answerable."""
+    return app.tables.recovery.completed.is_set() and not app.rebalancing
+
+
 def register(runtime: "Runtime") -> None:
     app = runtime.app
     views = {v.name: v for v in runtime.definitions.views.values()}
@@ -52,11 +58,15 @@ def register(runtime: "Runtime") -> None:
                 return self.json(
                     error_body("unsupported", "as_of reads are not available yet; see issue 3"), status=400
                 )
+            if not is_ready(app):
+                return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
             table = source_of[view].tables[view]
             try:
                 return await app.router.route_req(table.name, entity, self.web, request)
             except SameNode:
                 pass
+            except ServiceUnavailable:
+                return self.json(error_body("not_ready", "no worker owns this key yet"), status=503)
             state = table.get(entity)
             if state is None:
                 return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
@@ -116,9 +126,11 @@ def register(runtime: "Runtime") -> None:
     @app.page("/healthz")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            rebalancing = bool(app.rebalancing)
-            body = {"status": "ok", "ready": not rebalancing, "rebalancing": rebalancing}
-            return self.json(body, status=200)
+            ready = is_ready(app)
+            body = {"status": "ok" if ready else "starting", "live": True, "ready": ready,
+                    "rebalancing": bool(app.rebalancing)}
+            # 503 until ready, so load balancers and probes can use the status alone.
+            return self.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
     class MetricsView(View):

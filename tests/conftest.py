@@ -18,3 +18,16 @@ def window_vectors() -> dict:
     if not path.exists():
         pytest.fail(f"reference vectors missing: {path} (../shared must sit beside the repo)")
     return json.loads(path.read_text())
+
+
+BROKER_LINES: list[str] = []  # filled by the integration broker fixture
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Unit tests first: they fail in seconds; the broker starts only after."""
+    items.sort(key=lambda item: "tests/integration" in str(item.fspath))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    for line in BROKER_LINES:
+        terminalreporter.write_line(line)

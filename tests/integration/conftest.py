@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from app import kafka_local
 from app.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
 from app.settings import Settings, load
+from tests.conftest import BROKER_LINES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,7 +38,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = replace(base, home=home, kafka_port=kafka_local.free_port(), topic_prefix="it")
     info = kafka_local.start(settings, data_dir=data_dir, port=settings.kafka_port)
     assert info.version and info.version.startswith("3.9"), info
-    print(f"\nKafka {info.version} broker at {info.bootstrap} started in {info.startup_seconds:.1f}s")
+    version_line = next(
+        (line for line in info.log_path.read_text().splitlines() if "Kafka version" in line), "?"
+    ) if info.log_path else "?"
+    BROKER_LINES.append(
+        f"Apache Kafka {info.version} broker at {info.bootstrap} started in {info.startup_seconds:.1f}s; "
+        f"its log: {version_line.strip()}"
+    )
     try:
         yield settings
     finally:
