@@ -7,6 +7,7 @@ points the worker at it with ``--features`` / ``FS_FEATURES``.
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import json
 import re
@@ -186,12 +187,12 @@ class FeatureView:
             if feat.agg.field is not None and feat.agg.field not in self.source.fields:
                 raise ValueError(f"view {self.name}: {feat.agg.field!r} is not a field of {self.source.name}")
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         spec = json.dumps([f.params() for f in self.features], sort_keys=True)
         return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
-    @property
+    @functools.cached_property
     def state_key(self) -> str:
         """Name of the view's state: changes whenever what it computes changes."""
         return f"{self.name}.v{self.version}.{self.fingerprint}"
