@@ -102,6 +102,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(settings_mod.load(), limit=args.limit, web_port=args.web_port)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from app import log_reader
+    from app.row_files import check_path, write_rows
+    from tables.replay import ReplayCounts, feature_columns, replay
+
+    settings = settings_mod.load()
+    definitions = _definitions(args)
+    source = definitions.source(args.source)
+    views = definitions.views_of(source.name)
+    out = Path(args.out)
+    check_path(out)
+    if args.events:
+        records = log_reader.read_file(Path(args.events))
+        total = None
+        origin = args.events
+    else:
+        topic = settings.events_topic(source.name)
+        bounds = asyncio.run(log_reader.topic_size(settings, topic))
+        total = sum(end - first for first, end in bounds.values())
+        records = log_reader.read_topic(settings, topic, bounds)
+        origin = f"{topic} ({len(bounds)} partitions)"
+    counts = ReplayCounts()
+    columns = ["event_id", "entity", "event_time_ms", "partition", "offset", *feature_columns(views)]
+    with Progress(console=console) as bar:
+        task = bar.add_task(f"replaying {origin}", total=total)
+
+        def counted(rows):
+            for i, row in enumerate(rows, start=1):
+                if i % 1000 == 0:
+                    bar.update(task, completed=counts.applied + counts.late + counts.duplicate + counts.invalid)
+                yield row
+
+        written = write_rows(out, counted(replay(source, views, records, settings.max_payload_bytes, counts)), columns)
+        bar.update(task, completed=total)
+    console.print(
+        f"{written} feature rows -> {out}  (applied {counts.applied}, late {counts.late}, "
+        f"duplicate {counts.duplicate}, invalid {counts.invalid})"
+    )
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from app.bench import run_bench
 
@@ -152,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--web-port", type=int, default=6066)
     demo.add_argument("--stop", action="store_true", help="stop the demo's worker and broker")
     demo.set_defaults(func=cmd_demo)
+    replay = sub.add_parser("replay", help="recompute, offline, the feature vector served for every event of a source")
+    replay.add_argument("--source", required=True, help="source name, e.g. departures")
+    where = replay.add_mutually_exclusive_group()
+    where.add_argument("--from-topic", action="store_true", help="read the source's Kafka topic (default)")
+    where.add_argument("--events", metavar="FILE", help="read a JSON Lines file of events instead (one partition)")
+    replay.add_argument("--out", required=True, help="output .parquet or .jsonl")
+    _add_features_flag(replay)
+    replay.set_defaults(func=cmd_replay)
+
     bench = sub.add_parser("bench", help="measure throughput (engine, publish, worker) on real departures")
     bench.add_argument("--events", type=int, default=20000, help="departures to use (default 20000)")
     bench.add_argument("--engine-only", action="store_true", help="skip the Kafka stages")

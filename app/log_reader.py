@@ -1,0 +1,99 @@
+"""Reads a source's log for the offline engine: the Kafka topic (every
+partition, first offset to the end offset seen at start, partition by
+partition) or a JSON Lines file (one partition, file order)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import queue
+from pathlib import Path
+from typing import Iterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.settings import Settings
+from tables.replay import LogRecord
+
+_END = object()
+
+
+def read_file(path: Path) -> Iterator[LogRecord]:
+    with open(path, "rb") as handle:
+        for offset, line in enumerate(handle):
+            line = line.rstrip(b"\n")
+            if line:
+                yield LogRecord(0, offset, line)
+
+
+async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
+    """partition -> (first offset, end offset) as of now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, **settings.kafka_security())
+    await consumer.start()
+    try:
+        partitions = await _partitions(consumer, topic)
+        begin = await consumer.beginning_offsets(partitions)
+        end = await consumer.end_offsets(partitions)
+        return {tp.partition: (begin[tp], end[tp]) for tp in partitions}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()  # no public call refreshes metadata for one topic
+    found = consumer.partitions_for_topic(topic)
+    if not found:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, p) for p in sorted(found)]
+
+
+def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]]) -> Iterator[LogRecord]:
+    """Partition by partition, in offset order, up to the bounds taken at start.
+
+    The consumer runs in a thread with its own event loop so callers can
+    iterate synchronously (the replay engine is plain Python)."""
+    out: queue.Queue = queue.Queue(maxsize=10_000)
+
+    async def pump() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                    max_partition_fetch_bytes=4 * 1024 * 1024, **settings.kafka_security())
+        await consumer.start()
+        try:
+            for partition, (first, end) in sorted(bounds.items()):
+                if first >= end:
+                    continue
+                tp = TopicPartition(topic, partition)
+                consumer.assign([tp])
+                consumer.seek(tp, first)
+                position = first
+                while position < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
+                    for message in batch.get(tp, []):
+                        if message.offset >= end:
+                            break
+                        out.put(LogRecord(partition, message.offset, message.value))
+                        position = message.offset + 1
+                    if not batch:
+                        position = await consumer.position(tp)
+        finally:
+            await consumer.stop()
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(pump())
+        except BaseException as exc:  # surfaced to the reader below
+            errors.append(exc)
+        finally:
+            out.put(_END)
+
+    thread = threading.Thread(target=run, name="log-reader", daemon=True)
+    thread.start()
+    while True:
+        item = out.get()
+        if item is _END:
+            break
+        yield item
+    thread.join()
+    if errors:
+        raise errors[0]
