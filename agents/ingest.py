@@ -7,7 +7,9 @@ For each record of ``fs.events.<source>``, in partition order:
 2. hand it to the shared ``SourceProcessor`` with the Faust tables as stores,
    which decides late / duplicate / applied and updates the view tables;
 3. emit what was served for it to ``fs.features.<source>`` (the feature log
-   the replay is compared against); late events also go to ``fs.dlq``.
+   the replay is compared against); late events also go to ``fs.dlq``;
+4. forward applied events to ``fs.events.<source>.by_<entity>`` for views keyed
+   by another entity: those logs are sources of their own, with the same agent.
 
 Outputs use ``send_soon`` so the hot path never waits on the producer.
 """
@@ -91,8 +93,12 @@ def register_ingest(
         runtimes[source.name] = runtime
         topic = app.topic(settings.events_topic(source.name), key_type=bytes, value_type=bytes)
         features_topic = app.topic(settings.topic(f"features.{source.name}"), key_type=bytes, value_type=bytes)
+        forwards = [
+            (derived.key, app.topic(settings.events_topic(derived.name), key_type=bytes, value_type=bytes))
+            for derived in definitions.derived_of(source.name)
+        ]
         app.agent(topic, name=f"ingest.{source.name}")(
-            _make_agent(runtime, settings, dlq, features_topic, metrics)
+            _make_agent(runtime, settings, dlq, features_topic, forwards, metrics)
         )
     return runtimes
 
@@ -102,6 +108,7 @@ def _make_agent(
     settings: Settings,
     dlq: faust.TopicT,
     features_topic: faust.TopicT,
+    forwards: list[tuple[str, faust.TopicT]],
     metrics: Metrics,
 ):
     source = runtime.source
@@ -146,5 +153,11 @@ def _make_agent(
                     "versions": versions,
                 }
                 features_topic.send_soon(key=message.key, value=json.dumps(served).encode())
+                # Views by other entities read the applied events re-keyed: the
+                # original bytes, so their agent validates and decides the same way.
+                for field, forward in forwards:
+                    entity = record.get(field)
+                    if entity is not None:
+                        forward.send_soon(key=str(entity).encode(), value=message.value)
 
     return ingest

@@ -49,7 +49,7 @@ async def produce(
         **settings.kafka_security(),
     )
     await producer.start()
-    sent: dict[str, int] = {name: 0 for name in definitions.sources}
+    sent: dict[str, int] = {source.name: 0 for source in definitions.published}
     started = time.perf_counter()
     bar = Progress(
         TextColumn("[bold]publishing"), BarColumn(), MofNCompleteColumn(),

@@ -11,9 +11,11 @@ Input semantics (mirroring ``EasyPredictModelWrapper`` with
 ``convertUnknownCategoricalLevelsToNa`` and ``convertInvalidNumbersToNa``):
 
 * ``None``/NaN values, and columns absent from the row, are missing (NA).
-* Numeric columns: ints/floats/bools are passed as ``java.lang.Double``;
-  strings are handed to genmodel unchanged and parsed by it
-  (``Double.parseDouble`` after ``trim``); unparseable strings become NA.
+* Numeric columns: ints/floats/bools/numpy scalars are passed as
+  ``java.lang.Double`` (never ``Long``, which genmodel rejects); strings are
+  handed to genmodel unchanged and parsed by it (``Double.parseDouble`` after
+  ``trim``); unparseable strings, and values ``float()`` cannot convert,
+  become NA.
 * Categorical columns: strings are looked up in the training domain; a value
   never seen in training becomes NA (and is reported in
   ``Prediction.unknown_levels``). Non-string values are converted to the
@@ -23,7 +25,6 @@ Input semantics (mirroring ``EasyPredictModelWrapper`` with
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import threading
@@ -144,9 +145,7 @@ class _Java:
         self.Wrapper = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")
         self.Config = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper$Config")
         self.RowData = jpype.JClass("hex.genmodel.easy.RowData")
-        self.JDouble = jpype.JClass("java.lang.Double")
         self.JException = jpype.JException
-        self.PredictException = jpype.JClass("hex.genmodel.easy.exception.PredictException")
 
 
 _java: _Java | None = None
@@ -179,8 +178,6 @@ def ensure_jvm(cache_dir: Path | None = None) -> None:
                 jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")
             except Exception:  # not visible yet: add the jar dynamically
                 jpype.addClassPath(str(jar))
-        if not jpype.isThreadAttachedToJVM():
-            jpype.attachThreadToJVM()
         _java = _Java()
 
 
@@ -193,10 +190,6 @@ def _jvm() -> _Java:
 
 
 # --------------------------------------------------------------------------- scorer
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _level_string(value: Any) -> str:
@@ -214,8 +207,9 @@ class MojoScorer:
     """A loaded MOJO wrapped in genmodel's ``EasyPredictModelWrapper``.
 
     Scoring is delegated to genmodel; Python only converts the row into a
-    ``RowData`` and the prediction back. Instances are safe to share between
-    threads (``EasyPredictModelWrapper`` allocates per call).
+    ``RowData`` and the prediction back. genmodel documents MOJO scoring as
+    thread-safe and the wrapper allocates per call, so one instance can be
+    shared by threads (JPype attaches each thread on its first Java call).
     """
 
     def __init__(self, path: Path, model: Any, wrapper: Any) -> None:
@@ -226,28 +220,25 @@ class MojoScorer:
         self._category = str(model.getModelCategory().toString())
         self._uuid = _opt_str(model.getUUID())
         self._algo = _opt_str(getattr(model, "_algoName", None))
-        self._h2o_version = _opt_str(getattr(model, "_h2oVersion", None))
+        self._writer_version = _opt_str(getattr(model, "_h2oVersion", None))
         self._response = _opt_str(model.getResponseName())
 
-        names = model.getOrigNames()
-        domains = model.getOrigDomainValues()
+        # With a non-default categorical_encoding the model's own names are the
+        # encoded columns; RowData is keyed by the original ones.
+        names, domains = model.getOrigNames(), model.getOrigDomainValues()
         if names is None:
-            names = model.getNames()
-            domains = model.getDomainValues()
-        nfeatures = int(model.nfeatures()) if model.getOrigNames() is None else None
+            names, domains = model.getNames()[: int(model.nfeatures())], model.getDomainValues()
+        excluded = {self._response, _opt_str(model.getOffsetName())} - {None}
         self._features: list[str] = []
         self._levels: dict[str, list[str]] = {}
         for i, jname in enumerate(names):
             name = str(jname)
-            if name == self._response or (nfeatures is not None and i >= nfeatures):
-                continue
-            if model.getOffsetName() is not None and name == str(model.getOffsetName()):
+            if name in excluded:
                 continue
             self._features.append(name)
             dom = domains[i] if domains is not None else None
             if dom is not None:
                 self._levels[name] = [str(v) for v in dom]
-        self._level_sets = {k: frozenset(v) for k, v in self._levels.items()}
 
         labels = wrapper.getResponseDomainValues()
         self._labels = [str(v) for v in labels] if labels is not None else None
@@ -255,7 +246,18 @@ class MojoScorer:
         # Per-column converters, precomputed so score() does one dict walk.
         self._numeric = [f for f in self._features if f not in self._levels]
         self._categorical = [f for f in self._features if f in self._levels]
-        self._jnames = {f: java.JString(f) for f in self._features}
+        jstr = java.JString
+        self._numeric_keys = [(f, jstr(f)) for f in self._numeric]
+        # Level lookup mirrors RowToRawDataConverter: the level itself, then
+        # "<column>.<level>"; values map to the java String genmodel expects.
+        self._categorical_keys = []
+        for f in self._categorical:
+            jlevels = {lvl: jstr(lvl) for lvl in self._levels[f]}
+            prefix = f + "."
+            for lvl in self._levels[f]:
+                if lvl.startswith(prefix):
+                    jlevels.setdefault(lvl[len(prefix):], jlevels[lvl])
+            self._categorical_keys.append((f, jstr(f), jlevels))
         self._java = java
         predict = {
             "Binomial": wrapper.predictBinomial,
@@ -342,7 +344,7 @@ class MojoScorer:
     @property
     def h2o_version(self) -> str | None:
         """Version of H2O that wrote the MOJO."""
-        return self._h2o_version
+        return self._writer_version
 
     def __repr__(self) -> str:
         return (
@@ -353,39 +355,42 @@ class MojoScorer:
     # ---------------------------------------------------------------- scoring
 
     def _row_data(self, row: dict[str, Any]) -> tuple[Any, dict[str, int]]:
-        java = self._java
-        rd = java.RowData()
+        # Per-row cost is dominated by Python->Java calls (~1-2 us each), so:
+        # keys and known levels are pre-converted java Strings, Python floats
+        # are boxed to java.lang.Double by JPype in the put() call itself, and
+        # unknown levels are skipped here (genmodel would turn them into NA).
+        rd = self._java.RowData()
         put = rd.put
         unknown: dict[str, int] = {}
-        jnames = self._jnames
-        for name in self._numeric:
-            v = row.get(name)
+        get = row.get
+        for name, jname in self._numeric_keys:
+            v = get(name)
             if v is None:
                 continue
             if isinstance(v, str):
-                put(jnames[name], v)  # genmodel parses it (invalid -> NA)
-            elif isinstance(v, (int, float)):  # bool is an int
-                f = float(v)
-                if f == f:  # NaN stays missing
-                    put(jnames[name], java.JDouble(f))
-            else:  # numpy scalars, Decimal, ...
-                try:
-                    f = float(v)
-                except (TypeError, ValueError):
-                    continue  # genmodel would treat it as NA too
-                if f == f:
-                    put(jnames[name], java.JDouble(f))
-        level_sets = self._level_sets
-        for name in self._categorical:
-            v = row.get(name)
-            if _is_missing(v):
+                put(jname, v)  # genmodel parses it (trim; unparseable -> NA)
                 continue
-            s = v if isinstance(v, str) else _level_string(v)
-            levels = level_sets[name]
-            if s not in levels and f"{name}.{s}" not in levels:
+            try:
+                f = float(v)  # int, bool, numpy scalar, Decimal ...
+            except (TypeError, ValueError):
+                continue  # not a number: missing, as genmodel's invalid-number rule
+            if f == f:  # NaN stays missing
+                put(jname, f)  # Python float -> java.lang.Double (never Long)
+        for name, jname, jlevels in self._categorical_keys:
+            v = get(name)
+            if v is None:
+                continue
+            if isinstance(v, str):
+                jlevel = jlevels.get(v)
+            elif isinstance(v, float) and v != v:
+                continue
+            else:
+                v = _level_string(v)
+                jlevel = jlevels.get(v)
+            if jlevel is None:
                 unknown[name] = 1
-                continue  # genmodel would map it to NA; skip the round trip
-            put(jnames[name], s)
+                continue
+            put(jname, jlevel)
         return rd, unknown
 
     def score(self, row: dict[str, Any]) -> Prediction:
@@ -395,14 +400,12 @@ class MojoScorer:
             p = self._predict(rd)
         except self._java.JException as exc:
             raise ScoringError(f"genmodel failed to score row: {exc}") from exc
-        if self._category == "Regression":
-            return Prediction(label=None, probabilities=None, value=float(p.value),
-                              unknown_levels=unknown)
+        if self._labels is None:  # regression
+            return Prediction(None, None, float(p.value), unknown)
+        # labelIndex indexes the response domain exactly as p.label does;
+        # memoryview reads the double[] in one call instead of per element.
         return Prediction(
-            label=str(p.label),
-            probabilities=list(p.classProbabilities),
-            value=None,
-            unknown_levels=unknown,
+            self._labels[p.labelIndex], memoryview(p.classProbabilities).tolist(), None, unknown
         )
 
     def score_many(self, rows: Iterable[dict[str, Any]]) -> list[Prediction]:

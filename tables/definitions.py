@@ -1,6 +1,7 @@
 """Loads a user's feature module (``--features`` / ``FS_FEATURES``)."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 
@@ -25,6 +26,15 @@ class Definitions:
 
     def views_of(self, source: str) -> list[FeatureView]:
         return [v for v in self.views.values() if v.source.name == source]
+
+    def derived_of(self, source: str) -> list[Source]:
+        """Re-keyed logs fed from ``source`` (one per other entity of its views)."""
+        return [s for s in self.sources.values() if s.parent == source]
+
+    @property
+    def published(self) -> list[Source]:
+        """Sources users publish to (not the derived, re-keyed ones)."""
+        return [s for s in self.sources.values() if s.parent is None]
 
 
 def load(module_name: str) -> Definitions:
@@ -51,5 +61,10 @@ def load(module_name: str) -> Definitions:
             raise DefinitionError(f"view {view.name}: source {view.source.name!r} is not in SOURCES")
         if view.name in by_name:
             raise DefinitionError(f"{module_name}: view {view.name!r} declared twice")
+        if view.entity != view.source.key:
+            # A view by another entity reads its source re-keyed by that entity.
+            derived = view.source.keyed_by(view.entity)
+            by_source.setdefault(derived.name, derived)
+            view = dataclasses.replace(view, source=derived)
         by_name[view.name] = view
     return Definitions(module_name, by_source, by_name)

@@ -7,6 +7,7 @@ points the worker at it with ``--features`` / ``FS_FEATURES``.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import hashlib
 import json
@@ -49,6 +50,8 @@ class Source:
     time_field: str = "event_time"
     id_field: str = "event_id"
     lateness: str | int = "1h"
+    # Set on a source derived by ``keyed_by``: the source it re-keys.
+    parent: str | None = None
 
     def __post_init__(self) -> None:
         for name, type_ in self.fields.items():
@@ -57,6 +60,18 @@ class Source:
         for name in (self.key, self.time_field, self.id_field, *self.required):
             if name not in self.fields:
                 raise ValueError(f"source {self.name}: {name!r} is not a declared field")
+
+    def keyed_by(self, entity: str) -> "Source":
+        """The same events re-keyed by another field, as their own log.
+
+        Views by ``entity`` are computed from this log, so their state is
+        local to the worker owning the entity's partition of it."""
+        if entity == self.key:
+            return self
+        if entity not in self.fields:
+            raise ValueError(f"source {self.name}: cannot key by unknown field {entity!r}")
+        required = tuple(dict.fromkeys((*self.required, self.key)))
+        return dataclasses.replace(self, name=f"{self.name}.by_{entity}", key=entity, required=required, parent=self.name)
 
     @property
     def lateness_ms(self) -> int:
@@ -177,12 +192,8 @@ class FeatureView:
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValueError(f"view {self.name}: duplicate feature names {names}")
-        if self.entity != self.source.key:
-            # Views are computed where their source partition lives; a view by
-            # another entity needs that entity's own keyed source.
-            raise ValueError(
-                f"view {self.name}: entity {self.entity!r} must be the source's key {self.source.key!r}"
-            )
+        if self.entity not in self.source.fields:
+            raise ValueError(f"view {self.name}: entity {self.entity!r} is not a field of {self.source.name}")
         for feat in self.features:
             if feat.agg.field is not None and feat.agg.field not in self.source.fields:
                 raise ValueError(f"view {self.name}: {feat.agg.field!r} is not a field of {self.source.name}")

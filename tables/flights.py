@@ -87,5 +87,32 @@ origin_weather = FeatureView(
     ],
 )
 
+# Only arrivals that have happened: the view is fed by the arrivals stream, so
+# a departure's value counts arrivals before it and nothing later.
+carrier_arrivals = FeatureView(
+    name="carrier_arrivals",
+    version=1,
+    source=arrivals,
+    entity="carrier",
+    features=[
+        dsl.count(window="24h"),
+        dsl.mean("arr_delay", window="24h"),
+        dsl.mean("arr_delayed_15", window="24h", name="share_delayed_15_24h"),
+    ],
+)
+
+plane_recent = FeatureView(
+    name="plane_recent",
+    version=1,
+    source=departures,
+    entity="tailnum",
+    features=[
+        dsl.count(window="24h", name="flights_24h"),
+        dsl.mean("dep_delay", window="24h"),
+        dsl.last_k("dep_delay", k=3),
+        dsl.last("dest", name="last_dest"),
+    ],
+)
+
 SOURCES = [departures, arrivals, weather]
-VIEWS = [origin_traffic, dest_arrivals, origin_weather]
+VIEWS = [origin_traffic, dest_arrivals, origin_weather, carrier_arrivals, plane_recent]

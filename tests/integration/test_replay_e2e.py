@@ -48,6 +48,9 @@ def produced(worker: Worker) -> dict[str, Any]:
     sent["arrivals"] += len(arrivals)
     for name, n in sent.items():
         worker.wait_for(name, n)
+    # re-keyed logs get every applied event of their parent (no null keys in this data)
+    for derived, parent in (("departures.by_tailnum", "departures"), ("arrivals.by_carrier", "arrivals")):
+        worker.wait_for(derived, worker.counts(parent)["applied"])
     assert sum(len(v) for v in by_source.values()) >= 20_000
     return {"sent": sent, "definitions": definitions}
 
@@ -61,7 +64,9 @@ def run_replay(worker: Worker, source: str, out: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("source", ["departures", "arrivals", "weather"])
+@pytest.mark.parametrize(
+    "source", ["departures", "arrivals", "weather", "departures.by_tailnum", "arrivals.by_carrier"]
+)
 def test_replay_equals_online_exactly(worker: Worker, produced: dict[str, Any], source: str, tmp_path: Path) -> None:
     out = tmp_path / f"{source}.parquet"
     run_replay(worker, source, out)
