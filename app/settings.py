@@ -30,6 +30,9 @@ class Settings:
             _env("FS_CACHE_DIR", str(Path.home() / ".cache" / "featurestream"))
         )
     )
+    registry_dir: Path = field(default_factory=lambda: Path(_env("FS_REGISTRY", ".featurestream/registry")).resolve())
+    # Bearer token for write routes (deploy); empty disables them.
+    admin_token: str = field(default_factory=lambda: _env("FS_ADMIN_TOKEN", ""))
     web_port: int = field(default_factory=lambda: int(_env("FS_WEB_PORT", "6066")))
     features_module: str = field(default_factory=lambda: _env("FS_FEATURES", "tables.flights"))
     app_id: str = field(default_factory=lambda: _env("FS_APP_ID", "featurestream"))

@@ -116,3 +116,24 @@ plane_recent = FeatureView(
 
 SOURCES = [departures, arrivals, weather]
 VIEWS = [origin_traffic, dest_arrivals, origin_weather, carrier_arrivals, plane_recent]
+
+
+def _models() -> list:
+    from models.spec import ModelSpec
+
+    return [
+        ModelSpec(
+            name="flight_delay",
+            source="departures",
+            numeric=("dep_delay", "distance", "sched_dep_hour", "month", "day_of_week"),
+            categorical=("carrier", "origin", "dest"),
+            views=("origin_traffic",),
+            label_source="arrivals",
+            join_key="flight_id",
+            label_field="arr_delayed_15",
+        )
+    ]
+
+
+# Predict at departure whether the arrival delay will exceed 15 minutes.
+MODELS = _models()

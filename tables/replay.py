@@ -42,8 +42,10 @@ def replay(
     records: Iterable[LogRecord],
     max_payload_bytes: int,
     counts: ReplayCounts | None = None,
+    include_record: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """One row per applied event: identity, position, then every feature."""
+    """One row per applied event: identity, position, then every feature
+    (and, with ``include_record``, the event's own fields under ``record``)."""
     views = [v for v in views if v.source.name == source.name]
     processor = SourceProcessor(source, views)
     stores = Stores.in_memory(views)
@@ -69,4 +71,6 @@ def replay(
             values = outcome.features[view.name]
             for feat in view.features:
                 row[f"{view.name}.{feat.name}"] = values[feat.name]
+        if include_record:
+            row["record"] = checked.record
         yield row

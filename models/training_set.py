@@ -1,0 +1,124 @@
+"""Point-in-time training sets, built by replaying the logs.
+
+Two shapes:
+
+- ``model_frame``: one row per event of a model's scored source, with the
+  event's fields and the view values the online path served for it (the
+  replay of the same log, so exactly the same numbers), joined to its label.
+- ``point_in_time``: arbitrary label rows ``(entity keys..., time, label)``
+  joined to any views by the T-based rule: for a label at time T, a view's
+  value aggregates the entity's applied events with time in
+  ``[floor(T - W, H), T]``, never anything later.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import Progress
+
+from agents.validation import parse_time_ms
+from app import log_reader
+from app.settings import Settings
+from models.spec import ModelSpec
+from tables.definitions import Definitions
+from tables.point_in_time import as_of_values
+from tables.replay import LogRecord, ReplayCounts, replay
+
+console = Console(stderr=True)
+
+
+def _log(settings: Settings, source: str, events_dir: Path | None) -> tuple[Iterator[LogRecord], int | None]:
+    if events_dir is not None:
+        path = events_dir / f"{source}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no exported log for source {source}")
+        return log_reader.read_file(path), None
+    topic = settings.events_topic(source)
+    bounds = asyncio.run(log_reader.topic_size(settings, topic))
+    return log_reader.read_topic(settings, topic, bounds), sum(e - f for f, e in bounds.values())
+
+
+def replayed(
+    settings: Settings, definitions: Definitions, source: str, events_dir: Path | None, bar: Progress
+) -> list[dict[str, Any]]:
+    """Every applied event of ``source`` with its served features and fields."""
+    records, total = _log(settings, source, events_dir)
+    task = bar.add_task(f"replaying {source}", total=total)
+    counts = ReplayCounts()
+    rows = []
+    for row in replay(definitions.source(source), definitions.views_of(source), records,
+                      settings.max_payload_bytes, counts, include_record=True):
+        rows.append(row)
+        if len(rows) % 2000 == 0:
+            bar.update(task, completed=counts.applied + counts.late + counts.duplicate + counts.invalid)
+    bar.update(task, completed=total or len(rows), total=total or len(rows))
+    return rows
+
+
+def model_frame(
+    settings: Settings, definitions: Definitions, spec: ModelSpec, events_dir: Path | None = None
+) -> pd.DataFrame:
+    numeric, categorical, _ = spec.feature_columns(definitions)
+    with Progress(console=console) as bar:
+        scored = replayed(settings, definitions, spec.source, events_dir, bar)
+        labelled = replayed(settings, definitions, spec.label_source, events_dir, bar)
+    labels = {
+        row["record"][spec.join_key]: row["record"].get(spec.label_field)
+        for row in labelled
+        if row["record"].get(spec.join_key) is not None
+    }
+    rows = []
+    for row in scored:
+        record = row["record"]
+        out: dict[str, Any] = {
+            "event_id": row["event_id"],
+            "event_time_ms": row["event_time_ms"],
+            "partition": row["partition"],
+            "offset": row["offset"],
+            spec.join_key: record.get(spec.join_key),
+        }
+        for column in numeric + categorical:
+            out[column] = row[column] if "." in column else record.get(column)
+        out["label"] = labels.get(record.get(spec.join_key))
+        rows.append(out)
+    frame = pd.DataFrame(rows)
+    frame["event_time"] = pd.to_datetime(frame["event_time_ms"], unit="ms", utc=True)
+    return frame
+
+
+def point_in_time(
+    settings: Settings,
+    definitions: Definitions,
+    labels: pd.DataFrame,
+    views: list[str],
+    time_column: str = "time",
+    events_dir: Path | None = None,
+) -> pd.DataFrame:
+    """``labels`` plus one column per feature of each view, by the T-based rule."""
+    if time_column not in labels.columns:
+        raise ValueError(f"labels need a {time_column!r} column (ISO-8601 or epoch ms)")
+    times = [parse_time_ms(t) if not isinstance(t, (int,)) else t for t in labels[time_column].tolist()]
+    out = labels.copy()
+    with Progress(console=console) as bar:
+        for name in views:
+            view = definitions.views.get(name)
+            if view is None:
+                raise ValueError(f"unknown view {name!r}; known: {', '.join(definitions.views)}")
+            if view.entity not in labels.columns:
+                raise ValueError(f"labels need a {view.entity!r} column for view {name}")
+            rows = replayed(settings, definitions, view.source.name, events_dir, bar)
+            applied = [(row["record"], row["event_time_ms"]) for row in rows]
+            entities = [None if pd.isna(e) else str(e) for e in labels[view.entity].tolist()]
+            queries = [(e or "", t) for e, t in zip(entities, times)]
+            task = bar.add_task(f"joining {name} point-in-time", total=None)
+            values = as_of_values(view, applied, queries)
+            for feat in view.features:
+                out[f"{name}.{feat.name}"] = [
+                    v[feat.name] if e is not None else None for v, e in zip(values, entities)
+                ]
+            bar.update(task, completed=1, total=1)
+    return out
