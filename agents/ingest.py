@@ -19,7 +19,7 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.types import EventT
@@ -30,6 +30,9 @@ from app.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
 from tables.processor import APPLIED, LATE, SourceProcessor, Stores
+
+if TYPE_CHECKING:
+    from agents.scoring import ScoringRuntime
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,8 @@ def dlq_record(
 
 
 def register_ingest(
-    app: faust.App, settings: Settings, definitions: Definitions, metrics: Metrics
+    app: faust.App, settings: Settings, definitions: Definitions, metrics: Metrics,
+    scoring: "ScoringRuntime | None" = None,
 ) -> dict[str, SourceRuntime]:
     dlq = app.topic(settings.topic("dlq"), key_type=bytes, value_type=bytes, internal=False)
     runtimes: dict[str, SourceRuntime] = {}
@@ -98,7 +102,7 @@ def register_ingest(
             for derived in definitions.derived_of(source.name)
         ]
         app.agent(topic, name=f"ingest.{source.name}")(
-            _make_agent(runtime, settings, dlq, features_topic, forwards, metrics)
+            _make_agent(runtime, settings, dlq, features_topic, forwards, metrics, scoring)
         )
     return runtimes
 
@@ -110,6 +114,7 @@ def _make_agent(
     features_topic: faust.TopicT,
     forwards: list[tuple[str, faust.TopicT]],
     metrics: Metrics,
+    scoring: "ScoringRuntime | None",
 ):
     source = runtime.source
     versions = {v.name: v.version for v in runtime.views}
@@ -153,6 +158,14 @@ def _make_agent(
                     "versions": versions,
                 }
                 features_topic.send_soon(key=message.key, value=json.dumps(served).encode())
+                if scoring is not None:
+                    provenance = {
+                        "event_id": served["event_id"], "source": source.name, "topic": message.topic,
+                        "partition": message.partition, "offset": message.offset,
+                        "event_time_ms": outcome.time_ms, "event_time": record[source.time_field],
+                    }
+                    for error in scoring.score_event(source.name, record, outcome.features, provenance, message.key):
+                        reject(event, validation.SCORING_ERROR, error)
                 # Views by other entities read the applied events re-keyed: the
                 # original bytes, so their agent validates and decides the same way.
                 for field, forward in forwards:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 @dataclass
@@ -21,6 +21,19 @@ class Metrics:
             "featurestream_dlq_total",
             "Records sent to the dead-letter topic, by reason",
             ["source", "reason"],
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "featurestream_predictions_total", "Predictions published", ["model", "version", "role"],
+            registry=self.registry,
+        )
+        self.scoring_errors = Counter(
+            "featurestream_scoring_errors_total", "Events a model failed to score", ["model", "version"],
+            registry=self.registry,
+        )
+        self.score_latency = Histogram(
+            "featurestream_score_seconds", "In-process MOJO scoring latency",
+            buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1),
             registry=self.registry,
         )
         self.http_errors = Counter(

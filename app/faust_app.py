@@ -9,6 +9,8 @@ import faust
 
 from agents.ingest import SourceRuntime, register_ingest
 from agents.metrics import Metrics
+from agents.scoring import ScoringRuntime, register_scoring
+from models.spec import model_specs
 from app.settings import Settings
 from tables.definitions import Definitions
 
@@ -22,6 +24,7 @@ class Runtime:
     definitions: Definitions
     sources: dict[str, SourceRuntime]
     metrics: Metrics
+    scoring: ScoringRuntime | None
 
 
 def _broker_urls(bootstrap: str) -> str:
@@ -61,8 +64,10 @@ def create_app(
     # 100 makes the stream stop and drain every few events.
     app.producer.buffer.max_messages = 10_000
     metrics = Metrics()
-    sources = register_ingest(app, settings, definitions, metrics)
-    runtime = Runtime(app, settings, definitions, sources, metrics)
+    specs = model_specs(definitions)
+    scoring = register_scoring(app, settings, definitions, specs, metrics) if specs else None
+    sources = register_ingest(app, settings, definitions, metrics, scoring)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring)
 
     from app import web  # local import: web views need the runtime
 

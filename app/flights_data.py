@@ -527,6 +527,7 @@ def load_events(
     sources: Sequence[str] = SOURCES,
     progress: bool = True,
     cache_dir: Path | str | None = None,
+    skip: int = 0,
 ) -> dict[str, list[dict]]:
     """Events per source as lists of plain dicts sorted by (event_time, event_id).
 
@@ -546,25 +547,32 @@ def load_events(
 
     tables = {}
     dep = None
-    if limit is not None or "departures" in sources:
+    if skip < 0:
+        raise ValueError("skip must be >= 0")
+    sliced = limit is not None or skip > 0
+    before = None
+    if sliced or "departures" in sources:
         dep = _read_parquet(paths["departures"])
-        if limit is not None:
-            dep = dep.slice(0, limit)
+        if skip:
+            before = dep["event_time"][min(skip, dep.num_rows) - 1].as_py() if dep.num_rows else None
+        dep = dep.slice(skip, limit)
     if "departures" in sources:
         tables["departures"] = dep
     if "arrivals" in sources:
         arr = _read_parquet(paths["arrivals"])
-        if limit is not None:
+        if sliced:
             arr = arr.filter(pc.is_in(arr["flight_id"], value_set=dep["flight_id"]))
         tables["arrivals"] = arr
     if "weather" in sources:
         wx = _read_parquet(paths["weather"])
-        if limit is not None:
+        if sliced:
             if dep.num_rows == 0:
                 wx = wx.slice(0, 0)
             else:
                 last = dep["event_time"][dep.num_rows - 1].as_py()
                 wx = wx.filter(pc.less_equal(wx["event_time"], last))
+                if before is not None:
+                    wx = wx.filter(pc.greater(wx["event_time"], before))
         tables["weather"] = wx
     # to_pylist gives native Python values and None for nulls (NaN was stored
     # as null), in the cached (event_time, event_id) order.

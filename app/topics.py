@@ -31,6 +31,7 @@ def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
     specs += [
         TopicSpec(settings.topic("dlq"), n, FOREVER),
         TopicSpec(settings.topic("predictions"), n, {}),
+        TopicSpec(settings.topic("predictions.shadow"), n, {}),
         TopicSpec(settings.topic("metrics"), 1, {}),
         TopicSpec(settings.topic("alerts"), 1, {}),
         TopicSpec(settings.topic("control"), 1, {"cleanup.policy": "compact"}),
