@@ -368,6 +368,7 @@ def train(
     feature_versions: dict[str, int],
     extra_metadata: dict[str, Any] | None = None,
     progress: bool = True,
+    keep_model: bool = False,
 ) -> ModelVersion:
     """Train a binomial H2O GBM on `frame` and publish it as the next version of
     `config.name` in `registry`. `feature_versions` maps feature view name ->
@@ -444,6 +445,7 @@ def train(
             session = h2o_session(config.nthreads, config.max_mem_size)
             started = session.__enter__()
         created_keys: list[str] = []
+        kept: str | None = None
         try:
             run = uuid.uuid4().hex[:8]
             with ui.step("upload frame", total=2.0) as upd:
@@ -486,6 +488,7 @@ def train(
                 except Exception as exc:
                     raise TrainError(f"H2O GBM training failed: {exc}") from exc
             created_keys.append(model.model_id)
+            kept = model.model_id if keep_model else None
 
             with ui.step("evaluate"):
                 train_metrics = _metrics(model.model_performance(train=True))
@@ -581,6 +584,7 @@ def train(
                     config.evaluation: eval_metrics,
                 },
                 "params": {k: v for k, v in params.items() if k != "model_id"},
+                "h2o_model_id": model.model_id,
                 "h2o_cluster": {"nthreads": config.nthreads, "max_mem_size": config.max_mem_size, "started_here": started},
                 "baselines": baselines,
                 "variable_importances": varimp,
@@ -599,7 +603,9 @@ def train(
                 published = registry.publish(config.name, mojo_file, metadata, report_dir, version=version)
         finally:
             if not started:  # leave the caller's cluster as we found it
-                for key in created_keys:
+                # (keep_model: the caller wants the H2O model itself, e.g. to compare
+                # its own predict with the MOJO's; it is "h2o_model_id" in the metadata)
+                for key in [k for k in created_keys if k != kept]:
                     with contextlib.suppress(Exception):
                         h2o.remove(key, cascade=True)
             session.__exit__(None, None, None)

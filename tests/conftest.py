@@ -20,7 +20,7 @@ def window_vectors() -> dict:
     return json.loads(path.read_text())
 
 
-BROKER_LINES: list[str] = []  # filled by the integration broker fixture
+SUMMARY_LINES: list[str] = []  # measured facts worth seeing in the run log (broker version, parity)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -29,5 +29,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    for line in BROKER_LINES:
+    for line in SUMMARY_LINES:
         terminalreporter.write_line(line)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -18,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from app import kafka_local
 from app.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
 from app.settings import Settings, load
-from tests.conftest import BROKER_LINES
+from tests.conftest import SUMMARY_LINES
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,7 +44,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     version_line = next(
         (line for line in info.log_path.read_text().splitlines() if "Kafka version" in line), "?"
     ) if info.log_path else "?"
-    BROKER_LINES.append(
+    SUMMARY_LINES.append(
         f"Apache Kafka {info.version} broker at {info.bootstrap} started in {info.startup_seconds:.1f}s; "
         f"its log: {version_line.strip()}"
     )
@@ -58,6 +61,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "FS_APP_ID": settings.app_id,
         "FS_HOME": str(settings.home),
         "FS_PARTITIONS": str(settings.partitions),
+        "FS_REGISTRY": str(settings.registry_dir),
     }
     if settings.kafka_bootstrap:
         env["FS_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
@@ -83,6 +87,13 @@ class Worker:
         keys = ("applied", "late", "duplicate", "invalid")
         return {k: sum(p[k] for p in parts.values()) for k in keys}
 
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run ``featurestream ARGS`` against this worker's topics, as a user would."""
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args], env={**os.environ, **worker_env(self.settings)},
+            capture_output=True, text=True, timeout=timeout,
+        )
+
     def wait_for(self, source: str, total: int, timeout: float = 240) -> dict[str, int]:
         """Until every record sent to ``source`` has an outcome."""
         deadline = time.monotonic() + timeout
@@ -100,7 +111,10 @@ def isolated(broker: Settings, request: pytest.FixtureRequest) -> Settings:
     """Own topic prefix and app id per test module: no state leaks between modules."""
     tag = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")[:20]
     unique = f"{tag}{uuid.uuid4().hex[:6]}"
-    return replace(broker, topic_prefix=f"{broker.topic_prefix}-{unique}", app_id=f"fs-{unique}")
+    return replace(
+        broker, topic_prefix=f"{broker.topic_prefix}-{unique}", app_id=f"fs-{unique}",
+        registry_dir=broker.home / unique / "registry",
+    )
 
 
 @pytest.fixture(scope="module")
