@@ -175,41 +175,23 @@ def cmd_training_set(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models.registry import Registry
-    from models.spec import model_specs
-    from models.train import TrainConfig, train
-    from models.training_set import model_frame
+    from models.pipeline import UnknownModel, train_from_log
 
-    settings = settings_mod.load()
-    definitions = _definitions(args)
-    specs = model_specs(definitions)
-    if args.name not in specs:
-        console.print(f"[red]no model {args.name!r} in {definitions.module}.MODELS; known: {', '.join(specs) or 'none'}")
+    try:
+        version = train_from_log(
+            settings_mod.load(), _definitions(args), args.name, args.ntrees, args.nfolds,
+            Path(args.events_dir) if args.events_dir else None,
+        )
+    except UnknownModel as exc:
+        console.print(f"[red]{exc}")
         return 2
-    spec = specs[args.name]
-    numeric, categorical, feature_views = spec.feature_columns(definitions)
-    frame = model_frame(settings, definitions, spec, Path(args.events_dir) if args.events_dir else None)
-    unlabelled = int(frame["label"].isna().sum())
-    frame = frame[frame["label"].notna()]
-    config = TrainConfig(
-        name=spec.name, label="label", time_column="event_time",
-        numeric_features=numeric, categorical_features=categorical, feature_views=feature_views,
-        ntrees=args.ntrees, nfolds=args.nfolds,
-    )
-    versions = {name: definitions.views[name].version for name in spec.views}
-    extra = {
-        "source": spec.source, "label_source": spec.label_source, "join_key": spec.join_key,
-        "label_field": spec.label_field, "feature_module": definitions.module,
-        "unlabelled_events": unlabelled,
-        "view_state_keys": {name: definitions.views[name].state_key for name in spec.views},
-    }
-    version = train(frame, config, Registry(settings.registry_dir), versions, extra_metadata=extra)
     metrics = version.metadata["metrics"]
     held = metrics.get("holdout") or metrics.get("xval") or {}
+    counts = version.metadata["row_counts"]
     console.print(
-        f"[green]{spec.name} v{version.version}[/] -> {version.path}\n"
-        f"  {len(frame)} rows ({unlabelled} events without a label left out); "
-        f"{config.evaluation} AUC {held.get('auc', float('nan')):.4f}, logloss {held.get('logloss', float('nan')):.4f}\n"
+        f"[green]{version.name} v{version.version}[/] -> {version.path}\n"
+        f"  {counts['total']} rows ({version.metadata.get('unlabelled_events', 0)} events without a label left out); "
+        f"{metrics['evaluation']} AUC {held.get('auc', float('nan')):.4f}, logloss {held.get('logloss', float('nan')):.4f}\n"
         f"  report: {version.report_path}"
     )
     return 0

@@ -7,6 +7,7 @@ has applied it, and prints feature lookups made over HTTP.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from app.producer import produce
 from app.settings import Settings
 from app.topics import ensure_topics_sync
 from tables.definitions import load
+from app.control import issue_sync
+from models.pipeline import train_from_log
+from models.registry import Registry
+
+MODEL = "flight_delay"
+LIVE = 2000  # departures published after the model is deployed
 
 console = Console()
 
@@ -85,6 +92,66 @@ def _lookup_table(url: str, view: str, entities: list[str]) -> Table:
     return table
 
 
+def _publish(settings: Settings, definitions, url: str, limit: int, skip: int = 0) -> dict[str, int]:
+    by_source = flights_data.load_events(limit=limit, skip=skip)
+    total = sum(len(v) for v in by_source.values())
+    report = asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total))
+    console.print(f"published {report.total} real events in {report.seconds:.1f}s")
+    _wait_processed(url, report.sent)
+    return report.sent
+
+
+def _train_and_deploy(settings: Settings, definitions) -> int:
+    registry = Registry(settings.registry_dir)
+    versions = registry.versions(MODEL) if MODEL in registry.model_names() else []
+    if versions:
+        version = registry.get(MODEL, versions[-1])
+        console.print(f"model {MODEL} v{version.version} already trained ({version.path})")
+    else:
+        console.rule(f"training {MODEL}: point-in-time rows by replay of the log, H2O GBM")
+        version = train_from_log(settings, definitions, MODEL, ntrees=50)
+    held = version.metadata["metrics"].get("holdout") or {}
+    console.print(f"{MODEL} v{version.version}: holdout AUC {held.get('auc', float('nan')):.3f}, "
+                  f"logloss {held.get('logloss', float('nan')):.3f}; report {version.report_path}")
+    verdict = issue_sync(settings, MODEL, "deploy", version.version, by="demo")
+    console.print(f"deploy {MODEL} v{version.version}: [bold]{verdict.get('result')}[/] {verdict.get('reason', '')}")
+    return version.version
+
+
+def _prediction_table(settings: Settings, n: int = 10) -> Table:
+    records = asyncio.run(_tail(settings, settings.topic("predictions"), n))
+    table = Table(title=f"last {len(records)} live predictions on {settings.topic('predictions')}")
+    for column in ("event", "at (UTC)", "partition:offset", "model", "P(arrival delay > 15m)", "dep_delay", "count_1h", "latency"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            r["event_id"], r["event_time"][:16], f"{r['partition']}:{r['offset']}", f"{r['model']} v{r['model_version']}",
+            f"{r['probabilities'][1]:.3f}", str(r["features"].get("dep_delay")),
+            str(r["features"].get("origin_traffic.count_1h")), f"{r['score_latency_us']:.0f} µs",
+        )
+    return table
+
+
+async def _tail(settings: Settings, topic: str, n: int) -> list[dict]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, ends[tp] - n))
+        out = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(json.loads(m.value) for m in messages)
+        return sorted(out, key=lambda r: r["event_time_ms"])[-n:]
+    finally:
+        await consumer.stop()
+
+
 def run_demo(settings: Settings, limit: int, web_port: int) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
     info = kafka_local.start(settings)
@@ -96,27 +163,39 @@ def run_demo(settings: Settings, limit: int, web_port: int) -> int:
 
     already = _applied(handle.url)
     if already.get("departures", 0) > 0:
-        console.print(f"events already loaded ({already}); `make clean` starts over")
+        console.print(f"history already loaded ({already}); `make clean` starts over")
     else:
-        by_source = flights_data.load_events(limit=limit)
-        total = sum(len(v) for v in by_source.values())
-        report = asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total))
-        console.print(f"published {report.total} real events in {report.seconds:.1f}s")
-        _wait_processed(handle.url, report.sent)
+        console.rule(f"1. history: the first {limit} departures of 2013, their arrivals and the weather")
+        _publish(settings, definitions, handle.url, limit)
 
     console.print(_lookup_table(handle.url, "origin_traffic", ["EWR", "JFK", "LGA"]))
-    console.print(_lookup_table(handle.url, "dest_arrivals", ["ATL", "ORD", "LAX", "MIA", "SFO"]))
+    console.print(_lookup_table(handle.url, "carrier_arrivals", ["UA", "AA", "DL", "B6", "EV"]))
     console.print(_lookup_table(handle.url, "origin_weather", ["EWR", "JFK", "LGA"]))
+
+    console.rule("2. model: train on the history, deploy into the running worker")
+    _train_and_deploy(settings, definitions)
+
+    console.rule(f"3. live: the next {LIVE} departures, scored in the stream")
+    if asyncio.run(_tail(settings, settings.topic("predictions"), 1)):
+        console.print("live events already published")
+    else:
+        _publish(settings, definitions, handle.url, LIVE, skip=limit)
+        time.sleep(1)
+    console.print(_prediction_table(settings))
+
     _, stats = http_json(handle.url + "/stats")
     for source, parts in stats["sources"].items():
         counts = {k: sum(p[k] for p in parts.values()) for k in ("applied", "late", "duplicate", "invalid")}
         console.print(f"{source}: {counts}")
     console.print(
         "\nOpen:\n"
-        f"  {handle.url}/                           dashboard\n"
-        f"  {handle.url}/features/origin_traffic/JFK  feature values\n"
-        f"  {handle.url}/metrics                    Prometheus metrics\n"
-        f"  {handle.url}/openapi.json               API description\n"
+        f"  {handle.url}/                            dashboard\n"
+        f"  {handle.url}/features/origin_traffic/JFK   feature values (also carrier_arrivals/UA, plane_recent/N14228)\n"
+        f"  {handle.url}/models                      registry and deployed versions\n"
+        f"  {handle.url}/metrics                     Prometheus metrics\n"
+        f"  {handle.url}/openapi.json                API description\n"
+        f"  {settings.registry_dir}/{MODEL}/1/report/index.html   training report\n"
+        f"Score one event synchronously: curl -XPOST {handle.url}/score -d @event.json\n"
         "Stop everything with `make stop`."
     )
     return 0

@@ -57,6 +57,10 @@ def create_app(
         producer_linger_ms=10,
         producer_max_batch_size=256 * 1024,
         broker_commit_every=1000,
+        # A worker that died without leaving its group blocks the next
+        # rebalance until its session expires: keep that short.
+        broker_session_timeout=15,
+        broker_heartbeat_interval=3,
         autodiscover=False,
         web_in_thread=False,
     )
@@ -69,7 +73,8 @@ def create_app(
     sources = register_ingest(app, settings, definitions, metrics, scoring)
     runtime = Runtime(app, settings, definitions, sources, metrics, scoring)
 
-    from app import web  # local import: web views need the runtime
+    from app import web, web_scoring  # local import: web views need the runtime
 
     web.register(runtime)
+    web_scoring.register(runtime)
     return runtime

@@ -531,10 +531,9 @@ def load_events(
 ) -> dict[str, list[dict]]:
     """Events per source as lists of plain dicts sorted by (event_time, event_id).
 
-    ``limit`` keeps the first ``limit`` departures by time, the arrivals of
-    those flights (which may land after the last kept departure), and the
-    weather observations up to the last kept departure, so a demo slice is
-    coherent. ``limit=None`` returns everything (~328k departures, ~327k
+    ``limit`` keeps the first ``limit`` departures by time and every arrival
+    and weather observation up to the last kept departure: a prefix of the
+    real stream in time (flights still in the air arrive in the next slice). ``limit=None`` returns everything (~328k departures, ~327k
     arrivals, ~26k weather observations: a few hundred MB of dicts; use
     :func:`load_frames` for columnar access).
     """
@@ -561,22 +560,30 @@ def load_events(
     if "arrivals" in sources:
         arr = _read_parquet(paths["arrivals"])
         if sliced:
-            arr = arr.filter(pc.is_in(arr["flight_id"], value_set=dep["flight_id"]))
+            arr = _time_slice(arr, before, dep)
         tables["arrivals"] = arr
     if "weather" in sources:
         wx = _read_parquet(paths["weather"])
         if sliced:
-            if dep.num_rows == 0:
-                wx = wx.slice(0, 0)
-            else:
-                last = dep["event_time"][dep.num_rows - 1].as_py()
-                wx = wx.filter(pc.less_equal(wx["event_time"], last))
-                if before is not None:
-                    wx = wx.filter(pc.greater(wx["event_time"], before))
+            wx = _time_slice(wx, before, dep)
         tables["weather"] = wx
     # to_pylist gives native Python values and None for nulls (NaN was stored
     # as null), in the cached (event_time, event_id) order.
     return {name: tables[name].to_pylist() for name in sources}
+
+
+def _time_slice(table, before: str | None, dep):
+    """Rows with ``before < event_time <= last kept departure``: consecutive
+    slices then concatenate to exactly the full time-ordered stream."""
+    import pyarrow.compute as pc
+
+    if dep.num_rows == 0:
+        return table.slice(0, 0)
+    last = dep["event_time"][dep.num_rows - 1].as_py()
+    table = table.filter(pc.less_equal(table["event_time"], last))
+    if before is not None:
+        table = table.filter(pc.greater(table["event_time"], before))
+    return table
 
 
 def interleave(events_by_source: Mapping[str, Iterable[dict]]) -> list[tuple[str, dict]]:

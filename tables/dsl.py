@@ -52,6 +52,10 @@ class Source:
     lateness: str | int = "1h"
     # Set on a source derived by ``keyed_by``: the source it re-keys.
     parent: str | None = None
+    # How far apart in event time the partitions of this source may be while a
+    # worker catches up; a re-keyed log interleaves them, so it tolerates this
+    # much disorder on top of the lateness.
+    rekey_skew: str | int = "24h"
 
     def __post_init__(self) -> None:
         for name, type_ in self.fields.items():
@@ -71,7 +75,10 @@ class Source:
         if entity not in self.fields:
             raise ValueError(f"source {self.name}: cannot key by unknown field {entity!r}")
         required = tuple(dict.fromkeys((*self.required, self.key)))
-        return dataclasses.replace(self, name=f"{self.name}.by_{entity}", key=entity, required=required, parent=self.name)
+        lateness = self.lateness_ms + (duration_ms(self.rekey_skew) or 0)
+        return dataclasses.replace(
+            self, name=f"{self.name}.by_{entity}", key=entity, required=required, parent=self.name, lateness=lateness
+        )
 
     @property
     def lateness_ms(self) -> int:

@@ -207,15 +207,24 @@ def test_event_values_are_plain_json(sample):
     assert dep["event_id"] == "dep-" + dep["flight_id"]
 
 
-def test_limit_slice_is_coherent(sample):
+def test_limit_slice_is_a_prefix_of_the_stream_in_time(sample):
     deps, arrs, wx = sample["departures"], sample["arrivals"], sample["weather"]
     assert len(deps) == 2000
-    dep_ids = {e["flight_id"] for e in deps}
-    assert {e["flight_id"] for e in arrs} <= dep_ids
-    assert len(arrs) > 1900  # nearly every departed flight arrived
     last = deps[-1]["event_time"]
+    assert arrs and all(e["event_time"] <= last for e in arrs)
     assert wx and all(e["event_time"] <= last for e in wx)
     assert {e["origin"] for e in wx} == {"EWR", "JFK", "LGA"}
+    # every arrival of the slice belongs to a flight that departed in it
+    assert {e["flight_id"] for e in arrs} <= {e["flight_id"] for e in deps}
+
+
+def test_consecutive_slices_concatenate_to_the_full_prefix():
+    first = fd.load_events(limit=700, progress=False)
+    second = fd.load_events(limit=800, skip=700, progress=False)
+    whole = fd.load_events(limit=1500, progress=False)
+    for name in fd.SOURCES:
+        ids = [e["event_id"] for e in first[name]] + [e["event_id"] for e in second[name]]
+        assert ids == [e["event_id"] for e in whole[name]], name
 
 
 def test_sources_selection():

@@ -165,3 +165,14 @@ def consume_all(settings: Settings, topic: str, timeout: float = 30) -> list[Any
 
 def decode(records: list[Any]) -> list[dict]:
     return [json.loads(r.value) for r in records]
+
+
+def consume_until(settings: Settings, topic: str, enough: Any, timeout: float = 60) -> list[dict]:
+    """Decoded records of ``topic`` once ``enough(records)`` holds: outputs are
+    sent without waiting, so they can trail the table counters a little."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = decode(consume_all(settings, topic))
+        if enough(records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)

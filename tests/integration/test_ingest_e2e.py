@@ -16,7 +16,7 @@ from app import flights_data
 from app.producer import encode, produce, produce_raw
 from tables.definitions import load as load_definitions
 from tests import oracle
-from tests.integration.conftest import Worker, consume_all, decode
+from tests.integration.conftest import Worker, consume_all, consume_until, decode
 from tests.integration.noise import iso, malformed
 
 LIMIT = 3000
@@ -59,13 +59,19 @@ def run(worker: Worker) -> dict[str, Any]:
     }
 
 
+def departures_dlq(worker: Worker, expected: int) -> list[dict]:
+    records = consume_until(worker.settings, worker.settings.topic("dlq"),
+                            lambda rs: sum(r["source"] == "departures" for r in rs) >= expected)
+    return [r for r in records if r["source"] == "departures"]
+
+
 def test_every_record_is_accounted_for(worker: Worker, run: dict[str, Any]) -> None:
     counts = run["counts"]
     assert counts["applied"] == len(run["by_source"]["departures"]) == LIMIT
     assert counts["invalid"] == len(run["bad"]) >= 30
     assert counts["late"] == LATE
     assert counts["duplicate"] == DUPLICATES
-    dlq = [r for r in decode(consume_all(worker.settings, worker.settings.topic("dlq"))) if r["source"] == "departures"]
+    dlq = departures_dlq(worker, counts["invalid"] + counts["late"])
     assert run["sent_departures"] == counts["applied"] + len(dlq) + counts["duplicate"]
     for source in ("arrivals", "weather"):
         assert worker.counts(source) == {
@@ -75,7 +81,7 @@ def test_every_record_is_accounted_for(worker: Worker, run: dict[str, Any]) -> N
 
 def test_dlq_holds_each_malformed_record_with_reason_and_position(worker: Worker, run: dict[str, Any]) -> None:
     topic = worker.settings.events_topic("departures")
-    dlq = [r for r in decode(consume_all(worker.settings, worker.settings.topic("dlq"))) if r["source"] == "departures"]
+    dlq = departures_dlq(worker, len(run["bad"]) + LATE)
     by_original = {}
     for record in dlq:
         by_original.setdefault(base64.b64decode(record["original_b64"]), []).append(record)
@@ -106,7 +112,7 @@ def _close(got: Any, want: Any) -> bool:
 def test_served_features_equal_pandas_oracle(worker: Worker, run: dict[str, Any]) -> None:
     view = run["definitions"].views["origin_traffic"]
     specs = oracle.specs_of(view)
-    served = decode(consume_all(worker.settings, worker.settings.topic("features.departures")))
+    served = consume_until(worker.settings, worker.settings.topic("features.departures"), lambda rs: len(rs) >= LIMIT)
     assert len(served) == LIMIT
     served_by_id = {r["event_id"]: r for r in served}
 

@@ -17,7 +17,7 @@ from app import flights_data
 from app.producer import encode, produce, produce_raw
 from app.row_files import read_rows
 from tables.definitions import load as load_definitions
-from tests.integration.conftest import Worker, consume_all, decode, worker_env
+from tests.integration.conftest import Worker, consume_all, consume_until, decode, worker_env
 from tests.integration.noise import late_copies, malformed
 
 LIMIT = 10_000
@@ -71,8 +71,9 @@ def test_replay_equals_online_exactly(worker: Worker, produced: dict[str, Any], 
     out = tmp_path / f"{source}.parquet"
     run_replay(worker, source, out)
     replayed = {row["event_id"]: row for row in read_rows(out)}
-    served = decode(consume_all(worker.settings, worker.settings.topic(f"features.{source}")))
     counts = worker.counts(source)
+    served = consume_until(worker.settings, worker.settings.topic(f"features.{source}"),
+                           lambda rs: len(rs) >= counts["applied"])
     assert len(served) == counts["applied"] == len(replayed)
 
     differences = []

@@ -21,7 +21,7 @@ from models.train import TrainConfig, _upload, h2o_session, train
 from models.training_set import model_frame
 from tables.definitions import load as load_definitions
 from tests.conftest import SUMMARY_LINES
-from tests.integration.conftest import Worker, consume_all, decode
+from tests.integration.conftest import Worker, consume_all, consume_until, decode
 
 TRAIN_DEPARTURES = 8_000
 PARITY_DEPARTURES = 10_500
@@ -126,17 +126,30 @@ def test_hot_swap_and_rollback_under_load(worker: Worker, models: dict[str, Any]
     assert len(ids) == len(set(ids)) == SWAP_DEPARTURES  # exactly one primary prediction per event
     assert {p["model_version"] for p in new} == {1, 2}
 
-    switches = [r for r in decode(consume_all(worker.settings, worker.settings.topic("audit")))
-                if r.get("type") == "switch" and r["topic"] == worker.settings.events_topic("departures")]
+    changes: dict[int, set] = {}
     for partition in {p["partition"] for p in new}:
         mine = sorted((p for p in new if p["partition"] == partition), key=lambda p: p["offset"])
         versions = [p["model_version"] for p in mine]
         runs = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
         assert runs in ([1, 2, 1], [1, 2], [2, 1], [1], [2]), runs  # one switch each way at most
-        # every change of version is exactly where an audit switch record says
-        changes = {(p["offset"], p["model_version"]) for i, p in enumerate(mine) if i and p["model_version"] != mine[i - 1]["model_version"]}
-        recorded = {(s["first_offset"], s["to"]) for s in switches if s["partition"] == partition}
-        assert changes <= recorded, (changes, recorded)
+        changes[partition] = {(p["offset"], p["model_version"]) for i, p in enumerate(mine)
+                              if i and p["model_version"] != mine[i - 1]["model_version"]}
+
+    def recorded(audit: list[dict]) -> dict[int, set]:
+        topic = worker.settings.events_topic("departures")
+        out: dict[int, set] = {}
+        for r in audit:
+            if r.get("type") == "switch" and r["topic"] == topic:
+                out.setdefault(r["partition"], set()).add((r["first_offset"], r["to"]))
+        return out
+
+    def covered(audit: list[dict]) -> bool:
+        seen = recorded(audit)
+        return all(c <= seen.get(p, set()) for p, c in changes.items())
+
+    audit = consume_until(worker.settings, worker.settings.topic("audit"), covered)
+    # every change of version is exactly where an audit switch record says
+    assert covered(audit), (changes, recorded(audit))
 
 
 def test_shadow_scores_same_events_without_touching_primary(worker: Worker, models: dict[str, Any]) -> None:
