@@ -30,6 +30,7 @@ from app.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
 from tables.processor import APPLIED, LATE, SourceProcessor, Stores
+from tables.replay import LANE_HEADER, lane_of
 
 if TYPE_CHECKING:
     from agents.scoring import ScoringRuntime
@@ -135,7 +136,7 @@ def _make_agent(
                     reject(event, checked.reason, checked.detail)
                     continue
                 outcome = runtime.processor.process(
-                    runtime.stores, message.partition, checked.record, checked.time_ms
+                    runtime.stores, message.partition, checked.record, checked.time_ms, lane_of(message.headers)
                 )
             except Exception as exc:  # never let one record stop the worker
                 log.exception("ingest %s failed at %s:%s", source.name, message.partition, message.offset)
@@ -167,10 +168,12 @@ def _make_agent(
                     for error in scoring.score_event(source.name, record, outcome.features, provenance, message.key):
                         reject(event, validation.SCORING_ERROR, error)
                 # Views by other entities read the applied events re-keyed: the
-                # original bytes, so their agent validates and decides the same way.
+                # original bytes, so their agent validates and decides the same way,
+                # and the partition they came from, the lane they are ordered in.
+                lane_header = [(LANE_HEADER, str(message.partition).encode())]
                 for field, forward in forwards:
                     entity = record.get(field)
                     if entity is not None:
-                        forward.send_soon(key=str(entity).encode(), value=message.value)
+                        forward.send_soon(key=str(entity).encode(), value=message.value, headers=lane_header)
 
     return ingest

@@ -63,6 +63,15 @@ def cmd_produce(args: argparse.Namespace) -> int:
         by_source = flights_data.load_events(
             limit=args.limit, skip=args.skip, sources=tuple(args.sources), progress=True
         )
+        if args.to_dir:
+            from app.producer import encode
+
+            out = Path(args.to_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            for name, events in by_source.items():
+                (out / f"{name}.jsonl").write_bytes(b"".join(encode(e) + b"\n" for e in events))
+                console.print(f"{len(events)} {name} events -> {out / (name + '.jsonl')}")
+            return 0
         events = flights_data.iter_interleaved(by_source)
         total = sum(len(v) for v in by_source.values())
     else:
@@ -286,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sources", nargs="+", default=["departures", "arrivals", "weather"],
         help="flights: which sources to publish (default: all three)",
     )
+    produce.add_argument("--to-dir", help="flights: write <dir>/<source>.jsonl logs instead of publishing")
     produce.add_argument("--source", help="file: the source the events belong to")
     produce.add_argument("--file", help="file: JSON Lines, one event per line")
     _add_features_flag(produce)

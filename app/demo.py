@@ -93,11 +93,16 @@ def _lookup_table(url: str, view: str, entities: list[str]) -> Table:
 
 
 def _publish(settings: Settings, definitions, url: str, limit: int, skip: int = 0) -> dict[str, int]:
+    before = _applied(url)
     by_source = flights_data.load_events(limit=limit, skip=skip)
     total = sum(len(v) for v in by_source.values())
     report = asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total))
     console.print(f"published {report.total} real events in {report.seconds:.1f}s")
-    _wait_processed(url, report.sent)
+    _wait_processed(url, {s: before.get(s, 0) + n for s, n in report.sent.items()})
+    # re-keyed logs follow their parents: every applied parent event (keys are never null here)
+    _, stats = http_json(url + "/stats")
+    applied = {name: sum(p["applied"] for p in parts.values()) for name, parts in stats["sources"].items()}
+    _wait_processed(url, {d.name: applied.get(d.parent, 0) for d in definitions.sources.values() if d.parent})
     return report.sent
 
 
@@ -121,13 +126,14 @@ def _train_and_deploy(settings: Settings, definitions) -> int:
 def _prediction_table(settings: Settings, n: int = 10) -> Table:
     records = asyncio.run(_tail(settings, settings.topic("predictions"), n))
     table = Table(title=f"last {len(records)} live predictions on {settings.topic('predictions')}")
-    for column in ("event", "at (UTC)", "partition:offset", "model", "P(arrival delay > 15m)", "dep_delay", "count_1h", "latency"):
-        table.add_column(column)
+    for column in ("UTC", "flight", "part:offset", "model", "P(late>15m)", "dep_delay", "scored in"):
+        table.add_column(column, no_wrap=True)
     for r in records:
+        f = r["features"]
         table.add_row(
-            r["event_id"], r["event_time"][:16], f"{r['partition']}:{r['offset']}", f"{r['model']} v{r['model_version']}",
-            f"{r['probabilities'][1]:.3f}", str(r["features"].get("dep_delay")),
-            str(r["features"].get("origin_traffic.count_1h")), f"{r['score_latency_us']:.0f} µs",
+            r["event_time"][5:16].replace("T", " "), f"{f.get('carrier')} {f.get('origin')}→{f.get('dest')}",
+            f"{r['partition']}:{r['offset']}", f"v{r['model_version']}", f"{r['probabilities'][1]:.3f}",
+            str(f.get("dep_delay")), f"{r['score_latency_us']:.0f}µs",
         )
     return table
 

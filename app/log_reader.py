@@ -12,7 +12,7 @@ from typing import Iterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.settings import Settings
-from tables.replay import LogRecord
+from tables.replay import LogRecord, lane_of
 
 _END = object()
 
@@ -70,7 +70,7 @@ def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]
                     for message in batch.get(tp, []):
                         if message.offset >= end:
                             break
-                        out.put(LogRecord(partition, message.offset, message.value))
+                        out.put(LogRecord(partition, message.offset, message.value, lane_of(message.headers)))
                         position = message.offset + 1
                     if not batch:
                         position = await consumer.position(tp)

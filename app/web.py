@@ -17,6 +17,8 @@ from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tables.processor import stream_time
+
 if TYPE_CHECKING:
     from app.faust_app import Runtime
 
@@ -74,7 +76,7 @@ def register(runtime: "Runtime") -> None:
             partition = key_partition(entity, runtime.settings.partitions)
             clock = source.stores.clocks.get(source.processor.clock_key(partition)) or {}
             # "Current" means at the partition's stream time: event time, never wall clock.
-            now_ms = clock.get("max") or state["max_time"]
+            now_ms = stream_time(clock) or state["max_time"]
             windows = source.processor.windows[definition.state_key]
             return self.json(
                 {
@@ -119,7 +121,7 @@ def register(runtime: "Runtime") -> None:
                 for partition in range(runtime.settings.partitions):
                     clock = source.stores.clocks.get(source.processor.clock_key(partition))
                     if clock:
-                        partitions[str(partition)] = {"max_event_time": iso(clock["max"]), **clock["counts"]}
+                        partitions[str(partition)] = {"max_event_time": iso(stream_time(clock)), **clock["counts"]}
                 out[name] = partitions
             return self.json({"sources": out})
 

@@ -34,6 +34,9 @@ console = Console(stderr=True)
 def _log(settings: Settings, source: str, events_dir: Path | None) -> tuple[Iterator[LogRecord], int | None]:
     if events_dir is not None:
         path = events_dir / f"{source}.jsonl"
+        if not path.exists() and "." in source:
+            # a re-keyed log holds its parent's events: offline, read the parent's export
+            path = events_dir / f"{source.split('.', 1)[0]}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no exported log for source {source}")
         return log_reader.read_file(path), None
@@ -103,6 +106,7 @@ def point_in_time(
         raise ValueError(f"labels need a {time_column!r} column (ISO-8601 or epoch ms)")
     times = [parse_time_ms(t) if not isinstance(t, (int,)) else t for t in labels[time_column].tolist()]
     out = labels.copy()
+    logs: dict[str, list[tuple[dict[str, Any], int]]] = {}  # views sharing a source replay it once
     with Progress(console=console) as bar:
         for name in views:
             view = definitions.views.get(name)
@@ -110,8 +114,10 @@ def point_in_time(
                 raise ValueError(f"unknown view {name!r}; known: {', '.join(definitions.views)}")
             if view.entity not in labels.columns:
                 raise ValueError(f"labels need a {view.entity!r} column for view {name}")
-            rows = replayed(settings, definitions, view.source.name, events_dir, bar)
-            applied = [(row["record"], row["event_time_ms"]) for row in rows]
+            if view.source.name not in logs:
+                rows = replayed(settings, definitions, view.source.name, events_dir, bar)
+                logs[view.source.name] = [(row["record"], row["event_time_ms"]) for row in rows]
+            applied = logs[view.source.name]
             entities = [None if pd.isna(e) else str(e) for e in labels[view.entity].tolist()]
             queries = [(e or "", t) for e, t in zip(entities, times)]
             task = bar.add_task(f"joining {name} point-in-time", total=None)

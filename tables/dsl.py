@@ -52,9 +52,9 @@ class Source:
     lateness: str | int = "1h"
     # Set on a source derived by ``keyed_by``: the source it re-keys.
     parent: str | None = None
-    # How far apart in event time the partitions of this source may be while a
-    # worker catches up; a re-keyed log interleaves them, so it tolerates this
-    # much disorder on top of the lateness.
+    # How far behind the other partitions one partition of this source may be
+    # when it first shows up in a re-keyed log (a worker catching up reads
+    # partitions unevenly): views by other entities keep this much more history.
     rekey_skew: str | int = "24h"
 
     def __post_init__(self) -> None:
@@ -75,14 +75,20 @@ class Source:
         if entity not in self.fields:
             raise ValueError(f"source {self.name}: cannot key by unknown field {entity!r}")
         required = tuple(dict.fromkeys((*self.required, self.key)))
-        lateness = self.lateness_ms + (duration_ms(self.rekey_skew) or 0)
+        # Its records keep their upstream partition as a lane (see processor):
+        # lateness is judged per lane, so the parent's lateness applies as is.
         return dataclasses.replace(
-            self, name=f"{self.name}.by_{entity}", key=entity, required=required, parent=self.name, lateness=lateness
+            self, name=f"{self.name}.by_{entity}", key=entity, required=required, parent=self.name
         )
 
     @property
     def lateness_ms(self) -> int:
         return duration_ms(self.lateness) or 0
+
+    @property
+    def history_ms(self) -> int:
+        """How far behind its newest event an entity must still accept events."""
+        return self.lateness_ms + ((duration_ms(self.rekey_skew) or 0) if self.parent else 0)
 
     @property
     def required_fields(self) -> tuple[str, ...]:

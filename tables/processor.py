@@ -34,9 +34,9 @@ class Stores:
     """Where state lives: Faust tables online, dicts offline."""
 
     views: dict[str, MutableMapping[str, Any]]  # view.state_key -> entity -> state
-    # "<source>:<partition>" -> {"max": ms, "pruned": ms, "counts": {status: n}}
+    # "<source>:<partition>" -> {"lanes": {lane: {"max": ms, "pruned": ms}}, "counts": {status: n}}
     clocks: MutableMapping[str, Any]
-    seen: MutableMapping[str, Any]  # "<source>:<partition>:<bucket>" -> [event ids]
+    seen: MutableMapping[str, Any]  # "<source>:<partition>:<lane>:<bucket>" -> [event ids]
 
     @classmethod
     def in_memory(cls, views: list[FeatureView]) -> "Stores":
@@ -44,18 +44,30 @@ class Stores:
 
 
 class SourceProcessor:
+    """Decides and applies, one record at a time, in log order.
+
+    A partition's clock keeps one *lane* per upstream partition: a source's
+    own topic has a single lane; a re-keyed log interleaves the partitions of
+    its parent, each in order, so lateness and duplicates are judged per lane
+    (never against a faster lane) and tiles are kept back to the slowest lane.
+    """
+
     def __init__(self, source: Source, views: list[FeatureView]) -> None:
         self.source = source
         self.views = [v for v in views if v.source.name == source.name]
-        self.windows = {v.state_key: ViewWindows(v, source.lateness_ms) for v in self.views}
+        self.windows = {v.state_key: ViewWindows(v, source.history_ms) for v in self.views}
 
-    def process(self, stores: Stores, partition: int, record: dict[str, Any], time_ms: int) -> Outcome:
+    def process(
+        self, stores: Stores, partition: int, record: dict[str, Any], time_ms: int, lane: int | None = None
+    ) -> Outcome:
         clock_key = self.clock_key(partition)
         clock = self._clock(stores, clock_key)
-        outcome = self._decide(stores, clock_key, clock, record, time_ms)
+        lane_key = "-" if lane is None else str(lane)
+        lane_clock = clock["lanes"].setdefault(lane_key, {"max": None, "pruned": None})
+        outcome = self._decide(stores, f"{clock_key}:{lane_key}", clock, lane_clock, record, time_ms)
         clock["counts"][outcome.status] += 1
-        if outcome.status == APPLIED and (clock["max"] is None or time_ms > clock["max"]):
-            self._advance(stores, clock_key, clock, time_ms)
+        if outcome.status == APPLIED and (lane_clock["max"] is None or time_ms > lane_clock["max"]):
+            self._advance(stores, f"{clock_key}:{lane_key}", lane_clock, time_ms)
         stores.clocks[clock_key] = clock
         return outcome
 
@@ -72,42 +84,62 @@ class SourceProcessor:
     @staticmethod
     def _clock(stores: Stores, clock_key: str) -> dict[str, Any]:
         return stores.clocks.get(clock_key) or {
-            "max": None,
-            "pruned": None,
+            "lanes": {},
             "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
         }
 
     def _decide(
-        self, stores: Stores, clock_key: str, clock: dict[str, Any], record: dict[str, Any], time_ms: int
+        self, stores: Stores, lane_key: str, clock: dict[str, Any], lane_clock: dict[str, Any],
+        record: dict[str, Any], time_ms: int,
     ) -> Outcome:
-        if clock["max"] is not None and time_ms < clock["max"] - self.source.lateness_ms:
+        if lane_clock["max"] is not None and time_ms < lane_clock["max"] - self.source.lateness_ms:
             return Outcome(LATE, time_ms)
 
-        bucket_key = f"{clock_key}:{floor_to(time_ms, DEDUP_BUCKET_MS)}"
+        bucket_key = f"{lane_key}:{floor_to(time_ms, DEDUP_BUCKET_MS)}"
         ids = stores.seen.get(bucket_key) or []
         event_id = record[self.source.id_field]
         if event_id in ids:
             return Outcome(DUPLICATE, time_ms)
-        stores.seen[bucket_key] = [*ids, event_id]
 
         entity = str(record[self.source.key])
+        states = {view.state_key: stores.views[view.state_key].get(entity) for view in self.views}
+        if any(not self.windows[k].can_apply(state, time_ms) for k, state in states.items()):
+            # Older than the history the entity still keeps (only possible when a
+            # lane first shows up far behind the others): applying it would
+            # serve values from pruned tiles.
+            return Outcome(LATE, time_ms)
+        stores.seen[bucket_key] = [*ids, event_id]
+
+        # Tiles a future record can need reach back to the slowest lane.
+        low_watermark = min(
+            time_ms if c is lane_clock and (c["max"] is None or time_ms > c["max"]) else c["max"]
+            for c in clock["lanes"].values()
+        )
         outcome = Outcome(APPLIED, time_ms)
         for view in self.views:
-            table = stores.views[view.state_key]
             windows = self.windows[view.state_key]
-            state = table.get(entity)
+            state = states[view.state_key]
             outcome.features[view.name] = windows.values(state, time_ms)
-            table[entity] = windows.apply(state or windows.new_state(), record, time_ms)
+            stores.views[view.state_key][entity] = windows.apply(
+                state or windows.new_state(), record, time_ms, low_watermark
+            )
         return outcome
 
-    def _advance(self, stores: Stores, clock_key: str, clock: dict[str, Any], time_ms: int) -> None:
-        """Move the partition clock forward and drop the dedup buckets it passed."""
+    def _advance(self, stores: Stores, lane_key: str, lane_clock: dict[str, Any], time_ms: int) -> None:
+        """Move the lane's clock forward and drop the dedup buckets it passed."""
         horizon = floor_to(time_ms - self.source.lateness_ms, DEDUP_BUCKET_MS)
-        if clock["pruned"] is not None:
+        if lane_clock["pruned"] is not None:
             # No bucket lies past the previous maximum, so the sweep is bounded
             # by the lateness even when event time jumps ahead by days.
-            end = min(horizon, floor_to(clock["max"], DEDUP_BUCKET_MS) + DEDUP_BUCKET_MS)
-            for bucket in range(clock["pruned"], end, DEDUP_BUCKET_MS):
-                stores.seen.pop(f"{clock_key}:{bucket}", None)
-        clock["max"] = time_ms
-        clock["pruned"] = horizon
+            end = min(horizon, floor_to(lane_clock["max"], DEDUP_BUCKET_MS) + DEDUP_BUCKET_MS)
+            for bucket in range(lane_clock["pruned"], end, DEDUP_BUCKET_MS):
+                stores.seen.pop(f"{lane_key}:{bucket}", None)
+        lane_clock["max"] = time_ms
+        lane_clock["pruned"] = horizon
+
+
+def stream_time(clock: dict[str, Any] | None) -> int | None:
+    """The newest event time a partition has applied (over all its lanes)."""
+    if not clock:
+        return None
+    return max((c["max"] for c in clock["lanes"].values() if c["max"] is not None), default=None)

@@ -16,11 +16,24 @@ from tables.dsl import FeatureView, Source
 from tables.processor import APPLIED, SourceProcessor, Stores
 
 
+LANE_HEADER = "fs-lane"
+
+
+def lane_of(headers: Any) -> int | None:
+    """The upstream partition a re-keyed record came from (None on a source's own topic)."""
+    items = headers.items() if isinstance(headers, dict) else (headers or ())
+    for key, value in items:
+        if key == LANE_HEADER:
+            return int(value)
+    return None
+
+
 @dataclass(frozen=True)
 class LogRecord:
     partition: int
     offset: int
     value: bytes | None
+    lane: int | None = None  # upstream partition of a re-keyed record
 
 
 @dataclass
@@ -56,7 +69,7 @@ def replay(
             processor.reject(stores, record.partition)
             counts.invalid += 1
             continue
-        outcome = processor.process(stores, record.partition, checked.record, checked.time_ms)
+        outcome = processor.process(stores, record.partition, checked.record, checked.time_ms, record.lane)
         setattr(counts, outcome.status, getattr(counts, outcome.status) + 1)
         if outcome.status != APPLIED:
             continue

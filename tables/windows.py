@@ -4,7 +4,8 @@ The state is plain JSON data so the online table and the offline replay hold
 the very same bytes:
 
     {"seq": int,              # events applied so far: the log-order tie-breaker
-     "max_time": int | None,  # newest event time applied, drives pruning
+     "max_time": int | None,  # newest event time applied
+     "horizon": int | None,   # oldest event time still applicable: tiles before it are pruned
      "life": [ir, ...],       # lifetime features, in view order
      "tiles": {"<hop_ms>": {"<tile_start_ms>": [ir, ...]}}}
 
@@ -58,9 +59,11 @@ class ViewWindows:
 
     def new_state(self) -> State:
         life = [s.feature.agg.init() for s in self._groups.get(None, [])]
-        return {"seq": 0, "max_time": None, "life": life, "tiles": {}}
+        return {"seq": 0, "max_time": None, "horizon": None, "life": life, "tiles": {}}
 
-    def apply(self, state: State, record: dict[str, Any], time_ms: int) -> State:
+    def apply(self, state: State, record: dict[str, Any], time_ms: int, watermark_ms: int | None = None) -> State:
+        """Add one event.  ``watermark_ms``: no later record of this log is older
+        than it minus the lateness (default: this entity's newest event)."""
         seq = state["seq"]
         for group, slots in self._groups.items():
             if group is None:
@@ -80,13 +83,21 @@ class ViewWindows:
         state["seq"] = seq + 1
         if state["max_time"] is None or time_ms > state["max_time"]:
             state["max_time"] = time_ms
-            self._prune(state)
+        reference = state["max_time"] if watermark_ms is None else min(state["max_time"], watermark_ms)
+        horizon = reference - self.lateness_ms
+        if state.get("horizon") is None or horizon > state["horizon"]:
+            state["horizon"] = horizon
+            self._prune(state, reference)
         return state
 
-    def _prune(self, state: State) -> None:
+    def can_apply(self, state: State | None, time_ms: int) -> bool:
+        """False for an event older than the history this entity still keeps."""
+        return state is None or state.get("horizon") is None or time_ms >= state["horizon"]
+
+    def _prune(self, state: State, reference: int) -> None:
         for group, tiles in state["tiles"].items():
             hop = int(group)
-            oldest = floor_to(state["max_time"] - self._retain_ms[group], hop)
+            oldest = floor_to(reference - self._retain_ms[group], hop)
             for start in [s for s in tiles if int(s) < oldest]:
                 del tiles[start]
 
