@@ -111,3 +111,52 @@ def test_replay_from_file_matches_topic_for_one_partition(worker: Worker, produc
     for row in from_file:
         for name, value in by_id[row["event_id"]]["features"]["origin_weather"].items():
             assert row[f"origin_weather.{name}"] == value
+
+
+def test_training_set_counts_only_arrivals_before_each_departure(
+    worker: Worker, produced: dict[str, Any], tmp_path: Path
+) -> None:
+    """Leakage: a departure's carrier 24 h arrival features see only arrivals that
+    had happened; a naive same-day join sees the future and differs."""
+    import pandas as pd
+
+    from app.row_files import write_rows
+    from tests import oracle
+
+    events = flights_data.load_events(limit=LIMIT, progress=False)
+    departures = pd.DataFrame(events["departures"])
+    arrivals = pd.DataFrame(events["arrivals"])
+    arrivals["time_ms"] = arrivals.event_time.map(flights_data.event_time_ms)
+    labels = departures[["flight_id", "carrier", "event_time"]].rename(columns={"event_time": "time"})
+    labels = labels.merge(arrivals[["flight_id", "arr_delayed_15"]], on="flight_id", how="left")
+    labels = labels.rename(columns={"arr_delayed_15": "label"}).iloc[::7].reset_index(drop=True)
+    labels_path = tmp_path / "labels.jsonl"
+    write_rows(labels_path, labels.astype(object).where(labels.notna(), None).to_dict("records"), list(labels.columns))
+
+    out = tmp_path / "training.parquet"
+    result = worker.cli("training-set", "--labels", str(labels_path), "--views", "carrier_arrivals", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = pd.read_parquet(out)
+    assert len(rows) == len(labels)
+
+    view = produced["definitions"].views["carrier_arrivals"]
+    specs = oracle.specs_of(view)
+    times = rows.time.map(flights_data.event_time_ms)
+    future_seen_naive = 0
+    differs = 0
+    for i, at in enumerate(times):
+        carrier = rows.carrier[i]
+        want = oracle.as_of(arrivals, specs, "carrier", carrier, at)
+        assert rows["carrier_arrivals.count_24h"][i] == want["count_24h"], (i, carrier)
+        got_mean = rows["carrier_arrivals.mean_arr_delay_24h"][i]
+        assert (pd.isna(got_mean) and want["mean_arr_delay_24h"] is None) or abs(got_mean - want["mean_arr_delay_24h"]) < 1e-9
+        # nothing after the departure is counted
+        mine = arrivals[arrivals.carrier == carrier]
+        assert rows["carrier_arrivals.count_24h"][i] <= int((mine.time_ms <= at).sum())
+        # the naive join: the carrier's arrivals of the same UTC day, whatever their time
+        day = at // 86_400_000
+        naive = mine[mine.time_ms // 86_400_000 == day]
+        future_seen_naive += int((naive.time_ms > at).any())
+        differs += int(len(naive) != rows["carrier_arrivals.count_24h"][i])
+    assert future_seen_naive > len(rows) * 0.5  # the naive join leaks for most rows
+    assert differs > len(rows) * 0.5
