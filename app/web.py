@@ -17,6 +17,7 @@ from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.validation import parse_time_ms
 from tables.processor import stream_time
 
 if TYPE_CHECKING:
@@ -56,10 +57,12 @@ def register(runtime: "Runtime") -> None:
             definition = views.get(view)
             if definition is None:
                 return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(views)}"), status=404)
+            as_of_ms = None
             if "as_of" in request.query:
-                return self.json(
-                    error_body("unsupported", "as_of reads are not available yet; see issue 3"), status=400
-                )
+                try:
+                    as_of_ms = parse_time_ms(request.query["as_of"])
+                except ValueError as exc:
+                    return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
             if not is_ready(app):
                 return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
             table = source_of[view].tables[view]
@@ -78,19 +81,28 @@ def register(runtime: "Runtime") -> None:
             # "Current" means at the partition's stream time: event time, never wall clock.
             now_ms = stream_time(clock) or state["max_time"]
             windows = source.processor.windows[definition.state_key]
-            return self.json(
-                {
-                    "view": definition.name,
-                    "version": definition.version,
-                    "entity": entity,
-                    "entity_field": definition.entity,
-                    "as_of_ms": now_ms,
-                    "as_of": iso(now_ms),
-                    "last_event_time": iso(state["max_time"]),
-                    "events_applied": state["seq"],
-                    "features": windows.values(state, now_ms),
-                }
-            )
+            body = {
+                "view": definition.name,
+                "version": definition.version,
+                "entity": entity,
+                "entity_field": definition.entity,
+                "as_of_ms": now_ms,
+                "as_of": iso(now_ms),
+                "last_event_time": iso(state["max_time"]),
+                "events_applied": state["seq"],
+            }
+            if as_of_ms is None:
+                return self.json({**body, "features": windows.values(state, now_ms)})
+            # Point in time: the T-based rule, exactly, or an explicit gap.
+            try:
+                values, unavailable = windows.as_of(state, as_of_ms)
+            except ValueError:
+                return self.json(error_body(
+                    "outside_retained_history",
+                    f"history for {entity} is kept from {iso(state['horizon'])}; use the training-set command for older times",
+                ), status=409)
+            return self.json({**body, "as_of_ms": as_of_ms, "as_of": iso(as_of_ms), "features": values,
+                              "unavailable": unavailable})
 
     @app.page("/views")
     class Views(View):

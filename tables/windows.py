@@ -7,7 +7,7 @@ the very same bytes:
      "max_time": int | None,  # newest event time applied
      "horizon": int | None,   # oldest event time still applicable: tiles before it are pruned
      "life": [ir, ...],       # lifetime features, in view order
-     "tiles": {"<hop_ms>": {"<tile_start_ms>": [ir, ...]}}}
+     "tiles": {"<hop_ms>": {"<tile_start_ms>": [ir, ..., newest_event_ms]}}}
 
 Features sharing a hop share tiles; ``tile(x) = floor(x / H) * H`` (UTC epoch).
 """
@@ -73,7 +73,10 @@ class ViewWindows:
                 start = str(floor_to(time_ms, int(group)))
                 irs = tiles.get(start)
                 if irs is None:
-                    irs = tiles[start] = [s.feature.agg.init() for s in slots]
+                    # one IR per feature, then the newest event time in the tile
+                    irs = tiles[start] = [*(s.feature.agg.init() for s in slots), time_ms]
+                elif time_ms > irs[-1]:
+                    irs[-1] = time_ms
             for slot in slots:
                 agg = slot.feature.agg
                 value = None if agg.field is None else record.get(agg.field)
@@ -120,3 +123,30 @@ class ViewWindows:
                     acc = agg.merge(acc, irs[slot.index])
             out[feat.name] = agg.finalize(acc)
         return out
+
+    def as_of(self, state: State | None, at_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
+        """Point-in-time values at ``at_ms`` by the T-based rule, from the tiles.
+
+        Returns (exact values, unavailable feature -> reason).  A windowed
+        feature is exact when nothing in tile(T) is later than T; a lifetime
+        feature only when the entity has nothing later than T.  Never a guess."""
+        if state is None:
+            return self.values(None, at_ms), {}
+        if state.get("horizon") is not None and at_ms < state["horizon"]:
+            raise ValueError(f"{at_ms} is older than the history kept for this entity")
+        values = self.values(state, at_ms)
+        unavailable: dict[str, str] = {}
+        for slot in self._slots:
+            feat = slot.feature
+            if slot.group is None:
+                if state["max_time"] is not None and state["max_time"] > at_ms:
+                    unavailable[feat.name] = "lifetime feature: the entity has events after as_of"
+                continue
+            start = floor_to(at_ms, feat.hop_ms or 1)
+            irs = state["tiles"].get(slot.group, {}).get(str(start))
+            if irs is not None and irs[-1] > at_ms:
+                end = start + (feat.hop_ms or 0) - 1
+                unavailable[feat.name] = f"its tile ends at {end} ms and holds events after as_of; ask for as_of >= {end} ms"
+        for name in unavailable:
+            values.pop(name)
+        return values, unavailable

@@ -154,3 +154,30 @@ def test_sketches_are_close_to_exact(items: list[int]) -> None:
     got = kll.finalize(b)
     rank = sum(1 for x in ranked if x <= got) / len(ranked)
     assert abs(rank - 0.5) <= 0.05 or len(items) < 20
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.lists(st.tuples(st.sampled_from("ab"), st.integers(-2 * 3600_000, 30 * 3600_000)), min_size=1, max_size=8))
+def test_online_as_of_is_exact_or_says_why(events: list[dict], asks: list[tuple[str, int]]) -> None:
+    """As-of reads from the online tiles: every value given equals the T-based
+    oracle; what cannot be given exactly is reported, never guessed."""
+    processor = SourceProcessor(SOURCE, [VIEW])
+    stores = Stores.in_memory([VIEW])
+    applied = [e for e in events if processor.process(stores, 0, e, e["t"]).status == APPLIED]
+    frame = pd.DataFrame(applied, columns=["event_id", "t", "k", "v", "c"]).rename(columns={"t": "time_ms"})
+    windows = processor.windows[VIEW.state_key]
+    scale = _scale(events)
+    answered = 0
+    for key, offset in asks:
+        at = events[0]["t"] + offset
+        state = stores.views[VIEW.state_key].get(key)
+        try:
+            values, unavailable = windows.as_of(state, at)
+        except ValueError:
+            assert state is not None and at < state["horizon"]
+            continue
+        assert set(values) | set(unavailable) == {f.name for f in FEATURES}
+        want = oracle.as_of(frame, oracle.specs_of(VIEW), "k", key, at)
+        for name, value in values.items():
+            assert close(value, want[name], scale), (key, at, name, value, want[name])
+            answered += 1

@@ -153,3 +153,27 @@ def test_http_errors_are_json_4xx(worker: Worker) -> None:
     assert status == 404 and set(body) == {"error", "detail"}
     status, body = worker.get("/healthz")
     assert status == 200 and body["ready"] is True
+
+
+def test_http_as_of_reads_equal_the_training_set_rule(worker: Worker, run: dict[str, Any]) -> None:
+    view = run["definitions"].views["origin_traffic"]
+    events = pd.DataFrame(run["by_source"]["departures"])
+    events["time_ms"] = events.event_time.map(flights_data.event_time_ms)
+    last = int(events.time_ms.max())
+    answered = 0
+    for airport in ("EWR", "JFK", "LGA"):
+        for back_min in (0, 7, 20, 33, 50):
+            at = last - back_min * 60_000
+            status, body = worker.get(f"/features/origin_traffic/{airport}?as_of={iso(at)}")
+            assert status == 200, body
+            assert body["as_of_ms"] == at and body["version"] == view.version
+            want = oracle.as_of(events, oracle.specs_of(view), "origin", airport, at)
+            assert set(body["features"]) | set(body["unavailable"]) == set(want)
+            for name, value in body["features"].items():
+                assert _close(value, want[name]), (airport, at, name, value, want[name])
+                answered += 1
+    assert answered > 50
+    status, body = worker.get("/features/origin_traffic/JFK?as_of=yesterday")
+    assert status == 400 and body["error"] == "bad_as_of"
+    status, body = worker.get(f"/features/origin_traffic/JFK?as_of={iso(last - 30 * 86_400_000)}")
+    assert status == 409 and body["error"] == "outside_retained_history"
