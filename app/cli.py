@@ -174,7 +174,11 @@ def cmd_training_set(args: argparse.Namespace) -> int:
         labels = pd.DataFrame(read_rows(labels_path))
     events_dir = Path(args.events_dir) if args.events_dir else None
     started = time.perf_counter()
-    frame = point_in_time(settings, definitions, labels, args.views, args.time_column, events_dir)
+    try:
+        frame = point_in_time(settings, definitions, labels, args.views, args.time_column, events_dir)
+    except (ValueError, FileNotFoundError, LookupError) as exc:
+        console.print(f"[red]{exc}")
+        return 2
     seconds = time.perf_counter() - started
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     write_rows(out, rows, list(frame.columns))

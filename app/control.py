@@ -15,34 +15,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.scoring import desired_state, now_iso
+from app.log_reader import read_all
 from app.settings import Settings
-
-
-async def _read_all(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **settings.kafka_security())
-    await consumer.start()
-    try:
-        partitions = list(consumer.assignment())
-        ends = await consumer.end_offsets(partitions)
-        out = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for message in messages:
-                    try:
-                        out.append(json.loads(message.value))
-                    except (TypeError, ValueError):
-                        continue
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def current_states(settings: Settings) -> dict[str, dict[str, Any]]:
     """model -> the last applied desired state."""
     states: dict[str, dict[str, Any]] = {}
-    for record in await _read_all(settings, settings.topic("audit")):
+    for message in await read_all(settings, settings.topic("audit")):
+        try:
+            record = json.loads(message.value)
+        except (TypeError, ValueError):
+            continue
         if record.get("type") == "command" and record.get("result") == "applied":
             command = record["command"]
             states[command["model"]] = command

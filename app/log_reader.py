@@ -4,8 +4,9 @@ partition) or a JSON Lines file (one partition, file order)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import queue
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +24,30 @@ def read_file(path: Path) -> Iterator[LogRecord]:
             line = line.rstrip(b"\n")
             if line:
                 yield LogRecord(0, offset, line)
+
+
+async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
+    """Every record of ``topic``, all partitions, from the start to the end as of now."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **settings.kafka_security())
+    await consumer.start()
+    try:
+        # Subscribing without a group assigns every partition once metadata is in.
+        partitions = sorted(consumer.assignment())
+        if not partitions:
+            raise LookupError(f"topic {topic!r} has no partitions")
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records = []
+        deadline = time.monotonic() + timeout
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out reading {topic}")
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(messages)
+        return records
+    finally:
+        await consumer.stop()
 
 
 async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:

@@ -105,15 +105,17 @@ def point_in_time(
     if time_column not in labels.columns:
         raise ValueError(f"labels need a {time_column!r} column (ISO-8601 or epoch ms)")
     times = [parse_time_ms(t) if not isinstance(t, (int,)) else t for t in labels[time_column].tolist()]
+    for name in views:  # fail before minutes of replay, not after
+        view = definitions.views.get(name)
+        if view is None:
+            raise ValueError(f"unknown view {name!r}; known: {', '.join(definitions.views)}")
+        if view.entity not in labels.columns:
+            raise ValueError(f"labels need a {view.entity!r} column for view {name}")
     out = labels.copy()
     logs: dict[str, list[tuple[dict[str, Any], int]]] = {}  # views sharing a source replay it once
     with Progress(console=console) as bar:
         for name in views:
-            view = definitions.views.get(name)
-            if view is None:
-                raise ValueError(f"unknown view {name!r}; known: {', '.join(definitions.views)}")
-            if view.entity not in labels.columns:
-                raise ValueError(f"labels need a {view.entity!r} column for view {name}")
+            view = definitions.views[name]
             if view.source.name not in logs:
                 rows = replayed(settings, definitions, view.source.name, events_dir, bar)
                 logs[view.source.name] = [(row["record"], row["event_time_ms"]) for row in rows]

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from app import kafka_local
+from app.log_reader import read_all
 from app.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
 from app.settings import Settings, load
 from tests.conftest import SUMMARY_LINES
@@ -136,31 +136,7 @@ def worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def consume_all(settings: Settings, topic: str, timeout: float = 30) -> list[Any]:
     """Every record of ``topic`` from the beginning to the current end."""
-
-    async def run() -> list[Any]:
-        # Subscribing without a group assigns every partition once metadata is in.
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        try:
-            partitions = sorted(consumer.assignment())
-            assert partitions, f"topic {topic} has no partitions"
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            records = []
-            deadline = time.monotonic() + timeout
-            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"timed out reading {topic}")
-                batch = await consumer.getmany(timeout_ms=500)
-                for messages in batch.values():
-                    records.extend(messages)
-            return records
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(run())
+    return asyncio.run(read_all(settings, topic, timeout))
 
 
 def decode(records: list[Any]) -> list[dict]:
