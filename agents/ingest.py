@@ -29,6 +29,7 @@ from agents.metrics import Metrics
 from app.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
+from tables.json_store import JsonMapping
 from tables.processor import APPLIED, LATE, SourceProcessor, Stores
 from tables.replay import LANE_HEADER, lane_of
 
@@ -46,13 +47,13 @@ class SourceRuntime:
     views: list[FeatureView]
     processor: SourceProcessor
     stores: Stores
-    tables: dict[str, faust.Table]  # view name -> table
+    tables: dict[str, faust.Table]  # view name -> table (raw JSON bytes; read through ``stores``)
 
 
 def _table(app: faust.App, name: str, partitions: int, help_: str) -> faust.Table:
     # Keys are plain strings with the raw serializer, the same bytes the event
     # topic is keyed by, so table_route finds the owning worker.
-    table = app.Table(name, key_type=str, partitions=partitions, help=help_)
+    table = app.Table(name, key_type=str, value_type=bytes, partitions=partitions, help=help_)
     # Faust picks "json" for str keys, which would quote them; set before the
     # store and changelog topic are created, which read it.
     table.key_serializer = "raw"
@@ -90,9 +91,9 @@ def register_ingest(
             for v in views
         }
         stores = Stores(
-            views={v.state_key: view_tables[v.name] for v in views},
-            clocks=_table(app, f"clock.{source.name}", settings.partitions, "partition clocks"),
-            seen=_table(app, f"seen.{source.name}", settings.partitions, "recent event ids"),
+            views={v.state_key: JsonMapping(view_tables[v.name]) for v in views},
+            clocks=JsonMapping(_table(app, f"clock.{source.name}", settings.partitions, "partition clocks")),
+            seen=JsonMapping(_table(app, f"seen.{source.name}", settings.partitions, "recent event ids")),
         )
         runtime = SourceRuntime(source, views, SourceProcessor(source, views), stores, view_tables)
         runtimes[source.name] = runtime

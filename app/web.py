@@ -72,7 +72,7 @@ def register(runtime: "Runtime") -> None:
                 pass
             except ServiceUnavailable:
                 return self.json(error_body("not_ready", "no worker owns this key yet"), status=503)
-            state = table.get(entity)
+            state = source_of[view].stores.views[definition.state_key].get(entity)
             if state is None:
                 return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
             source = source_of[view]

@@ -127,7 +127,7 @@ def _score_locally(view: View, runtime: "Runtime", source_rt: Any, checked: vali
     for v in source_rt.views:
         windows = source_rt.processor.windows[v.state_key]
         # history only: the event itself is not applied on this path
-        features[v.name] = windows.values(source_rt.tables[v.name].get(entity), checked.time_ms)
+        features[v.name] = windows.values(source_rt.stores.views[v.state_key].get(entity), checked.time_ms)
     provenance = {
         "event_id": checked.record[source_rt.source.id_field], "source": source_rt.source.name,
         "event_time": checked.record[source_rt.source.time_field], "event_time_ms": checked.time_ms,
