@@ -127,6 +127,8 @@ def _make_agent(
         metrics.dlq.labels(source.name, reason).inc()
 
     async def ingest(stream: faust.StreamT) -> None:
+        if scoring is not None:
+            await scoring.deployments_loaded.wait()  # never score with a stale deployment
         async for event in stream.events():
             message = event.message
             try:

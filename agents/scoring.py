@@ -6,8 +6,11 @@
   the state after compaction; "rollback" is resolved by the command line into
   the previous primary.
 - The control agent checks every command against the registry (version
-  exists, MOJO loads), then writes the accepted state to the ``deployments``
-  global table, which every worker reads, and an audit record either way.
+  exists, MOJO loads), then writes the accepted state to the compacted
+  ``deployments`` topic, and an audit record either way.  Every worker
+  follows that topic in full (no consumer group) into its own snapshot, so a
+  deploy reaches all of them within moments; a Faust GlobalTable did not
+  propagate to workers other than the writer (seen with two workers).
   A refused command leaves the serving model untouched.
 - The scoring step runs inside the source's ingest agent right after the
   features are computed: one primary prediction per applied event, plus one
@@ -16,6 +19,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -111,7 +115,9 @@ class ScoringRuntime:
     definitions: Definitions
     specs: dict[str, ModelSpec]
     cache: ModelCache
-    deployments: Any  # faust GlobalTable: model -> desired state
+    # model -> accepted state, followed from the compacted deployments log
+    deployments: dict[str, dict[str, Any]]
+    deployments_topic: faust.TopicT
     predictions: faust.TopicT
     shadow_predictions: faust.TopicT
     audit: faust.TopicT
@@ -119,6 +125,7 @@ class ScoringRuntime:
     # (topic, partition, model) -> version last used: to audit where versions switch
     last_used: dict[tuple[str, int, str], int] = field(default_factory=dict)
     columns: dict[str, list[str]] = field(default_factory=dict)
+    deployments_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         for spec in self.specs.values():
@@ -197,14 +204,13 @@ class ScoringRuntime:
 def register_scoring(
     app: faust.App, settings: Settings, definitions: Definitions, specs: dict[str, ModelSpec], metrics: Metrics
 ) -> ScoringRuntime:
-    deployments = app.GlobalTable("deployments", key_type=str, partitions=1, help="deployed model versions")
-    deployments.key_serializer = "raw"
     runtime = ScoringRuntime(
         settings=settings,
         definitions=definitions,
         specs=specs,
         cache=ModelCache(Registry(settings.registry_dir)),
-        deployments=deployments,
+        deployments={},
+        deployments_topic=app.topic(settings.topic("deployments"), key_type=bytes, value_type=bytes),
         predictions=app.topic(settings.topic("predictions"), key_type=bytes, value_type=bytes),
         shadow_predictions=app.topic(settings.topic("predictions.shadow"), key_type=bytes, value_type=bytes),
         audit=app.topic(settings.topic("audit"), key_type=bytes, value_type=bytes),
@@ -216,9 +222,44 @@ def register_scoring(
     async def apply_commands(stream: faust.StreamT) -> None:
         async for event in stream.events():
             result = apply_command(runtime, event.message.value)
+            if result["result"] == "applied":
+                state = result["state"]
+                await runtime.deployments_topic.send(key=state["model"].encode(), value=json.dumps(state).encode())
             runtime.audit.send_soon(key=event.message.key, value=json.dumps(result).encode())
 
+    @app.task
+    async def follow_deployments() -> None:
+        await follow(runtime, app)
+
     return runtime
+
+
+async def follow(runtime: ScoringRuntime, app: faust.App) -> None:
+    """Every worker reads the whole compacted deployments log, without a
+    consumer group, into ``runtime.deployments``; ingest waits for the first
+    full read so no event is scored, or left unscored, by a stale view."""
+    from aiokafka import AIOKafkaConsumer
+
+    from app.log_reader import stop_consumer
+
+    settings = runtime.settings
+    topic = settings.topic("deployments")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **settings.kafka_security())
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        while not app.should_stop:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                for message in messages:
+                    state = json.loads(message.value)
+                    runtime.deployments[state["model"]] = state
+            if not runtime.deployments_loaded.is_set():
+                if all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                    runtime.deployments_loaded.set()
+    finally:
+        await stop_consumer(consumer)
 
 
 def apply_command(runtime: ScoringRuntime, payload: bytes | None) -> dict[str, Any]:
@@ -238,7 +279,7 @@ def apply_command(runtime: ScoringRuntime, payload: bytes | None) -> dict[str, A
                 if not isinstance(version, int) or isinstance(version, bool):
                     raise CommandError(f"{role} must be an integer version")
                 runtime.cache.check(model, version)
-        runtime.deployments[model] = {
+        audit["state"] = {
             "model": model, "primary": command.get("primary"), "shadow": command.get("shadow"),
             "previous": command.get("previous"), "command_id": command.get("id"), "applied_at": now_iso(),
         }

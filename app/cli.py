@@ -189,13 +189,14 @@ def cmd_training_set(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from models.pipeline import UnknownModel, train_from_log
+    from models.train import TrainError
 
     try:
         version = train_from_log(
             settings_mod.load(), _definitions(args), args.name, args.ntrees, args.nfolds,
             Path(args.events_dir) if args.events_dir else None,
         )
-    except UnknownModel as exc:
+    except (UnknownModel, TrainError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}")
         return 2
     metrics = version.metadata["metrics"]

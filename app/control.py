@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.scoring import desired_state, now_iso
-from app.log_reader import read_all
+from app.log_reader import read_all, stop_consumer
 from app.settings import Settings
 
 
@@ -28,8 +28,8 @@ async def current_states(settings: Settings) -> dict[str, dict[str, Any]]:
         except (TypeError, ValueError):
             continue
         if record.get("type") == "command" and record.get("result") == "applied":
-            command = record["command"]
-            states[command["model"]] = command
+            state = record.get("state") or record["command"]
+            states[state["model"]] = state
     return states
 
 
@@ -64,7 +64,7 @@ async def issue(settings: Settings, model: str, action: str, version: int | None
         return {"type": "command", "command": command, "result": "pending",
                 "reason": f"no worker answered within {wait_seconds:.0f}s (is a worker running?)"}
     finally:
-        await audit.stop()
+        await stop_consumer(audit)
 
 
 def issue_sync(settings: Settings, model: str, action: str, version: int | None, by: str) -> dict[str, Any]:

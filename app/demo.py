@@ -17,6 +17,7 @@ from rich.table import Table
 
 from app import flights_data, kafka_local
 from app.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
+from app.log_reader import stop_consumer
 from app.producer import produce
 from app.settings import Settings
 from app.topics import ensure_topics_sync
@@ -155,7 +156,7 @@ async def _tail(settings: Settings, topic: str, n: int) -> list[dict]:
                 out.extend(json.loads(m.value) for m in messages)
         return sorted(out, key=lambda r: r["event_time_ms"])[-n:]
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 def run_demo(settings: Settings, limit: int, web_port: int) -> int:

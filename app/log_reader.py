@@ -18,6 +18,17 @@ from tables.replay import LogRecord, lane_of
 _END = object()
 
 
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop, tolerating aiokafka's internal task cancelled before it ever ran
+    (a consumer started and stopped within one loop turn raises CancelledError)."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
 def read_file(path: Path) -> Iterator[LogRecord]:
     with open(path, "rb") as handle:
         for offset, line in enumerate(handle):
@@ -47,7 +58,7 @@ async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
                 records.extend(messages)
         return records
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
@@ -60,7 +71,7 @@ async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int
         end = await consumer.end_offsets(partitions)
         return {tp.partition: (begin[tp], end[tp]) for tp in partitions}
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -100,7 +111,7 @@ def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]
                     if not batch:
                         position = await consumer.position(tp)
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     errors: list[BaseException] = []
 

@@ -35,6 +35,7 @@ def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
         TopicSpec(settings.topic("metrics"), 1, {}),
         TopicSpec(settings.topic("alerts"), 1, {}),
         TopicSpec(settings.topic("control"), 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topic("deployments"), 1, {"cleanup.policy": "compact"}),
         TopicSpec(settings.topic("audit"), 1, FOREVER),
         TopicSpec(settings.topic("labels"), n, FOREVER),
     ]

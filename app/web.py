@@ -11,13 +11,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
-from aiokafka.partitioner import murmur2
-from faust.exceptions import SameNode
 from faust.web import Request, Response, View
-from faust.web.exceptions import ServiceUnavailable
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents.validation import parse_time_ms
+from app.routing import NoOwner, forward, key_partition, owner
 from tables.processor import stream_time
 
 if TYPE_CHECKING:
@@ -34,11 +32,6 @@ def iso(ms: int | None) -> str | None:
 
 def error_body(error: str, detail: str) -> dict[str, str]:
     return {"error": error, "detail": detail}
-
-
-def key_partition(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner puts ``key`` in."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def is_ready(app: Any) -> bool:
@@ -67,11 +60,12 @@ def register(runtime: "Runtime") -> None:
                 return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
             table = source_of[view].tables[view]
             try:
-                return await app.router.route_req(table.name, entity, self.web, request)
-            except SameNode:
-                pass
-            except ServiceUnavailable:
-                return self.json(error_body("not_ready", "no worker owns this key yet"), status=503)
+                url = owner(app, table.name, entity, runtime.settings.partitions)
+            except NoOwner as exc:
+                return self.json(error_body("not_ready", str(exc)), status=503)
+            if url is not None:
+                status, routed = await forward(app, url, request)
+                return self.json(routed, status=status)
             state = source_of[view].stores.views[definition.state_key].get(entity)
             if state is None:
                 return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)

@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 
 from agents import validation
 from agents.scoring import CommandError, desired_state, model_input, now_iso
+from app.routing import NoOwner, forward, owner
 from app.web import error_body, is_ready
 from models.registry import RegistryError
 
@@ -105,20 +106,17 @@ async def _json_body(request: Request) -> Any:
 
 
 async def _route_post(runtime: "Runtime", source_rt: Any, entity: str, request: Request, raw: bytes) -> tuple[int, Any] | None:
-    """Forward to the worker owning ``entity`` (Faust's router drops POST bodies)."""
+    """Forward to the worker owning ``entity``; None when it is this one."""
     if not source_rt.tables:
         return None
     table = next(iter(source_rt.tables.values()))
-    app = runtime.app
     try:
-        url = app.router.key_store(table.name, entity)
-    except Exception:
+        url = owner(runtime.app, table.name, entity, runtime.settings.partitions)
+    except NoOwner as exc:
+        return 503, error_body("not_ready", str(exc))
+    if url is None:
         return None
-    if (url.host, url.port) == (app.conf.canonical_url.host, app.conf.canonical_url.port):
-        return None
-    target = request.url.with_host(url.host).with_port(url.port)
-    async with app.http_client.post(target, data=raw, headers={"Content-Type": "application/json"}) as response:
-        return response.status, await response.json()
+    return await forward(runtime.app, url, request, raw)
 
 
 def _score_locally(view: View, runtime: "Runtime", source_rt: Any, checked: validation.Valid, entity: str) -> Response:
