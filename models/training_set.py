@@ -93,6 +93,15 @@ def model_frame(
     return frame
 
 
+def _time_ms(value: Any) -> int:
+    """ISO-8601 text, epoch milliseconds, or a zone-aware timestamp (Parquet)."""
+    if hasattr(value, "timestamp") and not isinstance(value, str):
+        if getattr(value, "tzinfo", None) is None:
+            raise ValueError(f"label time {value} has no time zone")
+        return int(value.timestamp() * 1000)
+    return parse_time_ms(value)
+
+
 def point_in_time(
     settings: Settings,
     definitions: Definitions,
@@ -104,7 +113,7 @@ def point_in_time(
     """``labels`` plus one column per feature of each view, by the T-based rule."""
     if time_column not in labels.columns:
         raise ValueError(f"labels need a {time_column!r} column (ISO-8601 or epoch ms)")
-    times = [parse_time_ms(t) if not isinstance(t, (int,)) else t for t in labels[time_column].tolist()]
+    times = [_time_ms(t) for t in labels[time_column].tolist()]
     for name in views:  # fail before minutes of replay, not after
         view = definitions.views.get(name)
         if view is None:

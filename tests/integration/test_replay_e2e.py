@@ -5,9 +5,6 @@ exact values (type and value), and makes the same late/duplicate/invalid decisio
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from app import flights_data
 from app.producer import encode, produce, produce_raw
 from app.row_files import read_rows
 from tables.definitions import load as load_definitions
-from tests.integration.conftest import Worker, consume_all, consume_until, decode, worker_env
+from tests.integration.conftest import Worker, consume_all, consume_until, decode
 from tests.integration.noise import late_copies, malformed
 
 LIMIT = 10_000
@@ -56,11 +53,7 @@ def produced(worker: Worker) -> dict[str, Any]:
 
 
 def run_replay(worker: Worker, source: str, out: Path) -> None:
-    env = {**os.environ, **worker_env(worker.settings)}
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "--source", source, "--from-topic", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
+    result = worker.cli("replay", "--source", source, "--from-topic", "--out", str(out))
     assert result.returncode == 0, result.stderr
 
 
@@ -98,11 +91,7 @@ def test_replay_from_file_matches_topic_for_one_partition(worker: Worker, produc
     events = tmp_path / "weather.jsonl"
     events.write_bytes(b"".join(m.value + b"\n" for m in log if m.partition == partition))
     out = tmp_path / "weather-file.jsonl"
-    env = {**os.environ, **worker_env(worker.settings)}
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "--source", "weather", "--events", str(events), "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
+    result = worker.cli("replay", "--source", "weather", "--events", str(events), "--out", str(out))
     assert result.returncode == 0, result.stderr
     from_file = read_rows(out)
     served = [r for r in decode(consume_all(worker.settings, worker.settings.topic("features.weather"))) if r["partition"] == partition]
