@@ -357,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["kafka"]:  # its own parser, so `featurestream kafka --help` is its help
+        from app.kafka_local import cli
+
+        return cli(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
