@@ -290,39 +290,60 @@ class ApproxDistinct(Aggregation):
 
 @dataclass(frozen=True)
 class ApproxQuantile(Aggregation):
-    """KLL quantile sketch; the IR is the serialized sketch, base64."""
+    """Quantile within a relative error, from log-spaced buckets (DDSketch's
+    mapping).  The IR is ``[zeros, {bucket: n} for x > 0, {bucket: n} for x < 0]``.
+
+    Not KLL: KLL compacts with random coin flips, so two identical streams give
+    different sketches (datasketches' ``kll_doubles_sketch`` does) and a replay
+    could never equal the online value.  Counting buckets is deterministic,
+    mergeable, and exact to ``relative_accuracy``."""
 
     q: float = 0.5
-    k: int = 200
+    relative_accuracy: float = 0.01
     kind: ClassVar[str] = "approx_quantile"
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "q": self.q, "k": self.k}
+        return {**super().params(), "q": self.q, "relative_accuracy": self.relative_accuracy}
 
-    def init(self) -> None:
-        return None
+    @property
+    def _gamma(self) -> float:
+        return (1 + self.relative_accuracy) / (1 - self.relative_accuracy)
 
-    def _load(self, ir: str | None) -> datasketches.kll_doubles_sketch:
-        if ir is None:
-            return datasketches.kll_doubles_sketch(self.k)
-        return datasketches.kll_doubles_sketch.deserialize(_unb64(ir))
+    def init(self) -> list:
+        return [0, {}, {}]
 
-    def update(self, ir: str | None, value: float, time_ms: int, seq: int) -> str:
-        sketch = self._load(ir)
-        sketch.update(float(value))
-        return _b64(sketch.serialize())
+    def update(self, ir: list, value: float, time_ms: int, seq: int) -> list:
+        if value == 0:
+            ir[0] += 1
+            return ir
+        buckets = ir[1] if value > 0 else ir[2]
+        key = str(math.ceil(math.log(abs(value)) / math.log(self._gamma)))
+        buckets[key] = buckets.get(key, 0) + 1
+        return ir
 
-    def merge(self, a: str | None, b: str | None) -> str | None:
-        if a is None or b is None:
-            return a if b is None else b
-        sketch = self._load(a)
-        sketch.merge(self._load(b))
-        return _b64(sketch.serialize())
+    def merge(self, a: list, b: list) -> list:
+        a[0] += b[0]
+        for side in (1, 2):
+            for key, count in b[side].items():
+                a[side][key] = a[side].get(key, 0) + count
+        return a
 
-    def finalize(self, ir: str | None) -> float | None:
-        if ir is None:
+    def finalize(self, ir: list) -> float | None:
+        total = ir[0] + sum(ir[1].values()) + sum(ir[2].values())
+        if total == 0:
             return None
-        return self._load(ir).get_quantile(self.q)
+        gamma = self._gamma
+        # ascending values: most negative first, then zero, then positives
+        ordered = [(-2 * gamma ** int(k) / (gamma + 1), n) for k, n in sorted(ir[2].items(), key=lambda kv: -int(kv[0]))]
+        ordered.append((0.0, ir[0]))
+        ordered += [(2 * gamma ** int(k) / (gamma + 1), n) for k, n in sorted(ir[1].items(), key=lambda kv: int(kv[0]))]
+        rank = self.q * (total - 1)
+        seen = 0
+        for value, count in ordered:
+            seen += count
+            if seen > rank:
+                return value
+        return ordered[-1][0]
 
 
 KINDS: dict[str, type[Aggregation]] = {
