@@ -537,8 +537,6 @@ def load_events(
     arrivals, ~26k weather observations: a few hundred MB of dicts; use
     :func:`load_frames` for columnar access).
     """
-    import pyarrow.compute as pc
-
     _check_sources(sources)
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")

@@ -5,7 +5,6 @@ middleware turns anything unexpected into a JSON 500 without a traceback.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any

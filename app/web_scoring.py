@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 

@@ -12,7 +12,6 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest

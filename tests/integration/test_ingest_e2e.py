@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import math
 from typing import Any
 
@@ -16,7 +15,7 @@ from app import flights_data
 from app.producer import encode, produce, produce_raw
 from tables.definitions import load as load_definitions
 from tests import oracle
-from tests.integration.conftest import Worker, consume_all, consume_until, decode
+from tests.integration.conftest import Worker, consume_all, consume_until
 from tests.integration.noise import iso, malformed
 
 LIMIT = 3000
