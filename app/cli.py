@@ -363,11 +363,20 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli(argv[1:])
     args = build_parser().parse_args(argv)
+    from aiokafka.errors import KafkaConnectionError
+
     try:
         return args.func(args)
     except DefinitionError as exc:
         console.print(f"[red]feature definitions: {exc}")
         return 2
+    except KafkaConnectionError:
+        settings = settings_mod.load()
+        console.print(
+            f"[red]cannot reach Kafka at {settings.bootstrap}[/]: start the local broker with "
+            "`featurestream kafka start`, or set FS_KAFKA_BOOTSTRAP to your cluster"
+        )
+        return 3
     except KeyboardInterrupt:
         return 130
 

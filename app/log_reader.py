@@ -18,6 +18,15 @@ from tables.replay import LogRecord, lane_of
 _END = object()
 
 
+async def start_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Start, or close what the failed start opened (aiokafka leaves it open)."""
+    try:
+        await consumer.start()
+    except Exception:
+        await stop_consumer(consumer)
+        raise
+
+
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     """Stop, tolerating aiokafka's internal task cancelled before it ever ran
     (a consumer started and stopped within one loop turn raises CancelledError)."""
@@ -41,7 +50,7 @@ async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
     """Every record of ``topic``, all partitions, from the start to the end as of now."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", **settings.kafka_security())
-    await consumer.start()
+    await start_consumer(consumer)
     try:
         # Subscribing without a group assigns every partition once metadata is in.
         partitions = sorted(consumer.assignment())
@@ -64,7 +73,7 @@ async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
 async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """partition -> (first offset, end offset) as of now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, **settings.kafka_security())
-    await consumer.start()
+    await start_consumer(consumer)
     try:
         partitions = await _partitions(consumer, topic)
         begin = await consumer.beginning_offsets(partitions)
@@ -92,7 +101,7 @@ def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]
     async def pump() -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
                                     max_partition_fetch_bytes=4 * 1024 * 1024, **settings.kafka_security())
-        await consumer.start()
+        await start_consumer(consumer)
         try:
             for partition, (first, end) in sorted(bounds.items()):
                 if first >= end:
