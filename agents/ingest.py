@@ -30,7 +30,7 @@ from app.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
 from tables.json_store import JsonMapping
-from tables.processor import APPLIED, LATE, SourceProcessor, Stores
+from tables.processor import APPLIED, LATE, Outcome, SourceProcessor, Stores
 from tables.replay import LANE_HEADER, lane_of
 
 if TYPE_CHECKING:
@@ -148,35 +148,43 @@ def _make_agent(
                 continue
             metrics.events.labels(source.name, outcome.status).inc()
             if outcome.status == LATE:
-                reject(event, validation.LATE, "older than the partition's max event time minus the allowed lateness")
+                reject(event, validation.LATE, "older than the allowed lateness behind the newest event time seen")
             elif outcome.status == APPLIED:
-                record = checked.record
-                served = {
-                    "event_id": record[source.id_field],
-                    "entity": str(record[source.key]),
-                    "event_time_ms": outcome.time_ms,
-                    "topic": message.topic,
-                    "partition": message.partition,
-                    "offset": message.offset,
-                    "features": outcome.features,
-                    "versions": versions,
-                }
-                features_topic.send_soon(key=message.key, value=json.dumps(served).encode())
-                if scoring is not None:
-                    provenance = {
-                        "event_id": served["event_id"], "source": source.name, "topic": message.topic,
-                        "partition": message.partition, "offset": message.offset,
-                        "event_time_ms": outcome.time_ms, "event_time": record[source.time_field],
-                    }
-                    for error in scoring.score_event(source.name, record, outcome.features, provenance, message.key):
-                        reject(event, validation.SCORING_ERROR, error)
-                # Views by other entities read the applied events re-keyed: the
-                # original bytes, so their agent validates and decides the same way,
-                # and the partition they came from, the lane they are ordered in.
-                lane_header = [(LANE_HEADER, str(message.partition).encode())]
-                for field, forward in forwards:
-                    entity = record.get(field)
-                    if entity is not None:
-                        forward.send_soon(key=str(entity).encode(), value=message.value, headers=lane_header)
+                try:
+                    emit(event, checked.record, outcome)
+                except Exception as exc:  # applied, but an output failed: say so, keep going
+                    log.exception("emitting %s %s:%s failed", source.name, message.partition, message.offset)
+                    reject(event, validation.INTERNAL_ERROR, f"outputs failed: {type(exc).__name__}: {exc}")
+
+    def emit(event: EventT, record: dict[str, Any], outcome: Outcome) -> None:
+        """Feature log, predictions, re-keyed forwards of one applied event."""
+        message = event.message
+        served = {
+            "event_id": record[source.id_field],
+            "entity": str(record[source.key]),
+            "event_time_ms": outcome.time_ms,
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "features": outcome.features,
+            "versions": versions,
+        }
+        features_topic.send_soon(key=message.key, value=json.dumps(served).encode())
+        if scoring is not None:
+            provenance = {
+                "event_id": served["event_id"], "source": source.name, "topic": message.topic,
+                "partition": message.partition, "offset": message.offset,
+                "event_time_ms": outcome.time_ms, "event_time": record[source.time_field],
+            }
+            for error in scoring.score_event(source.name, record, outcome.features, provenance, message.key):
+                reject(event, validation.SCORING_ERROR, error)
+        # Views by other entities read the applied events re-keyed: the
+        # original bytes, so their agent validates and decides the same way,
+        # and the partition they came from, the lane they are ordered in.
+        lane_header = [(LANE_HEADER, str(message.partition).encode())]
+        for field, forward in forwards:
+            entity = record.get(field)
+            if entity is not None:
+                forward.send_soon(key=str(entity).encode(), value=message.value, headers=lane_header)
 
     return ingest
