@@ -62,14 +62,7 @@ def bench_worker(settings: Settings, definitions: Definitions, events: list[dict
     isolated = replace(settings, topic_prefix=f"bench{tag}", app_id=f"fs-bench-{tag}")
     ensure_topics_sync(isolated, list(definitions.sources))
     work = Path(tempfile.mkdtemp(prefix="fs-bench-"))
-    env = {
-        "FS_TOPIC_PREFIX": isolated.topic_prefix,
-        "FS_APP_ID": isolated.app_id,
-        "FS_KAFKA_PORT": str(isolated.kafka_port),
-        "FS_KAFKA_BOOTSTRAP": isolated.kafka_bootstrap,
-        "FS_PARTITIONS": str(isolated.partitions),
-    }
-    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=env)
+    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=isolated.as_env())
     try:
         with console.status("starting a worker for the benchmark"):
             wait_ready(handle)

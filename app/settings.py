@@ -54,6 +54,21 @@ class Settings:
     def events_topic(self, source: str) -> str:
         return self.topic(f"events.{source}")
 
+    def as_env(self) -> dict[str, str]:
+        """The variables that give a child process (a worker) these settings."""
+        env = {
+            "FS_TOPIC_PREFIX": self.topic_prefix,
+            "FS_APP_ID": self.app_id,
+            "FS_HOME": str(self.home),
+            "FS_PARTITIONS": str(self.partitions),
+            "FS_REGISTRY": str(self.registry_dir),
+        }
+        if self.kafka_bootstrap:
+            env["FS_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
+        else:
+            env["FS_KAFKA_PORT"] = str(self.kafka_port)
+        return env
+
     def kafka_security(self) -> dict[str, str]:
         """SASL/SSL settings passed straight through to the Kafka clients."""
         keys = {

@@ -54,21 +54,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    env = {
-        "FS_TOPIC_PREFIX": settings.topic_prefix,
-        "FS_APP_ID": settings.app_id,
-        "FS_HOME": str(settings.home),
-        "FS_PARTITIONS": str(settings.partitions),
-        "FS_REGISTRY": str(settings.registry_dir),
-    }
-    if settings.kafka_bootstrap:
-        env["FS_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    else:
-        env["FS_KAFKA_PORT"] = str(settings.kafka_port)
-    return env
-
-
 class Worker:
     """A real worker process bound to one test module's isolated topics."""
 
@@ -89,7 +74,7 @@ class Worker:
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run ``featurestream ARGS`` against this worker's topics, as a user would."""
         return subprocess.run(
-            [sys.executable, "-m", "app.cli", *args], env={**os.environ, **worker_env(self.settings)},
+            [sys.executable, "-m", "app.cli", *args], env={**os.environ, **self.settings.as_env()},
             capture_output=True, text=True, timeout=timeout,
         )
 
@@ -123,7 +108,7 @@ def worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     ensure_topics_sync(isolated, list(load_definitions(isolated.features_module).sources))
     work = tmp_path_factory.mktemp("worker")
-    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=worker_env(isolated))
+    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=isolated.as_env())
     try:
         wait_ready(handle)
         yield Worker(isolated, handle)

@@ -16,7 +16,7 @@ from app.producer import produce
 from app.settings import Settings
 from app.topics import ensure_topics_sync
 from tables.definitions import load as load_definitions
-from tests.integration.conftest import Worker, consume_until, worker_env
+from tests.integration.conftest import Worker, consume_until
 
 HISTORY = 3_000
 LIVE = 2_000
@@ -29,7 +29,7 @@ def pair(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         for name in ("a", "b"):
             work = tmp_path_factory.mktemp(f"worker-{name}")
-            handles.append(start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=worker_env(isolated)))
+            handles.append(start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=isolated.as_env()))
         workers = [Worker(isolated, h) for h in handles]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # both ready and sharing the partitions
