@@ -25,13 +25,15 @@ import faust
 from faust.types import EventT
 
 from agents import validation
+from agents.backfill import Backfill
+from agents.control_plane import ControlPlane
 from agents.metrics import Metrics
 from app.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
 from tables.json_store import JsonMapping
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor, Stores
-from tables.replay import LANE_HEADER, lane_of
+from tables.replay import LANE_HEADER, is_control, lane_of
 
 if TYPE_CHECKING:
     from agents.scoring import ScoringRuntime
@@ -47,16 +49,20 @@ class SourceRuntime:
     views: list[FeatureView]
     processor: SourceProcessor
     stores: Stores
-    tables: dict[str, faust.Table]  # view name -> table (raw JSON bytes; read through ``stores``)
+    tables: dict[str, faust.Table]  # view ref -> table (raw JSON bytes; read through ``stores``)
 
 
 def _table(app: faust.App, name: str, partitions: int, help_: str) -> faust.Table:
     # Keys are plain strings with the raw serializer, the same bytes the event
     # topic is keyed by, so table_route finds the owning worker.
     table = app.Table(name, key_type=str, value_type=bytes, partitions=partitions, help=help_)
-    # Faust picks "json" for str keys, which would quote them; set before the
-    # store and changelog topic are created, which read it.
+    # Faust picks "json" for str keys, which would quote them.  The store reads
+    # the serializer when first opened, but the changelog topic was already
+    # built with json when the table was registered: rebuild it, or recovery
+    # cannot decode a single key and a worker with an empty data dir never
+    # becomes ready.
     table.key_serializer = "raw"
+    table.changelog_topic = table._new_changelog_topic()
     return table
 
 
@@ -80,18 +86,18 @@ def dlq_record(
 
 def register_ingest(
     app: faust.App, settings: Settings, definitions: Definitions, metrics: Metrics,
-    scoring: "ScoringRuntime | None" = None,
+    plane: ControlPlane, backfill: Backfill, scoring: "ScoringRuntime | None" = None,
 ) -> dict[str, SourceRuntime]:
     dlq = app.topic(settings.topic("dlq"), key_type=bytes, value_type=bytes, internal=False)
     runtimes: dict[str, SourceRuntime] = {}
     for source in definitions.sources.values():
         views = definitions.views_of(source.name)
         view_tables = {
-            v.name: _table(app, f"view.{v.state_key}", settings.partitions, f"{v.name} v{v.version}")
+            v.ref: _table(app, f"view.{v.state_key}", settings.partitions, f"{v.name} v{v.version}")
             for v in views
         }
         stores = Stores(
-            views={v.state_key: JsonMapping(view_tables[v.name]) for v in views},
+            views={v.state_key: JsonMapping(view_tables[v.ref]) for v in views},
             clocks=JsonMapping(_table(app, f"clock.{source.name}", settings.partitions, "partition clocks")),
             seen=JsonMapping(_table(app, f"seen.{source.name}", settings.partitions, "recent event ids")),
         )
@@ -104,7 +110,7 @@ def register_ingest(
             for derived in definitions.derived_of(source.name)
         ]
         app.agent(topic, name=f"ingest.{source.name}")(
-            _make_agent(runtime, settings, dlq, features_topic, forwards, metrics, scoring)
+            _make_agent(runtime, settings, dlq, features_topic, forwards, metrics, plane, backfill, scoring)
         )
     return runtimes
 
@@ -116,10 +122,12 @@ def _make_agent(
     features_topic: faust.TopicT,
     forwards: list[tuple[str, faust.TopicT]],
     metrics: Metrics,
+    plane: ControlPlane,
+    backfill: Backfill,
     scoring: "ScoringRuntime | None",
 ):
     source = runtime.source
-    versions = {v.name: v.version for v in runtime.views}
+    versions = {v.ref: v.version for v in runtime.views}
 
     def reject(event: EventT, reason: str, detail: str) -> None:
         record = dlq_record(event, reason, detail, source.name)
@@ -127,19 +135,22 @@ def _make_agent(
         metrics.dlq.labels(source.name, reason).inc()
 
     async def ingest(stream: faust.StreamT) -> None:
-        if scoring is not None:
-            await scoring.deployments_loaded.wait()  # never score with a stale deployment
+        await plane.loaded.wait()  # never score with a stale deployment
         async for event in stream.events():
             message = event.message
             try:
+                backfill.at_record(runtime, message.partition, message.offset)
+                if is_control(message.headers):
+                    continue  # a backfill marker, not an event
                 checked = validation.validate(source, message.value, settings.max_payload_bytes)
                 if isinstance(checked, validation.Rejection):
-                    runtime.processor.reject(runtime.stores, message.partition)
+                    runtime.processor.reject(runtime.stores, message.partition, message.offset)
                     metrics.events.labels(source.name, "invalid").inc()
                     reject(event, checked.reason, checked.detail)
                     continue
                 outcome = runtime.processor.process(
-                    runtime.stores, message.partition, checked.record, checked.time_ms, lane_of(message.headers)
+                    runtime.stores, message.partition, checked.record, checked.time_ms, lane_of(message.headers),
+                    message.offset,
                 )
             except Exception as exc:  # never let one record stop the worker
                 log.exception("ingest %s failed at %s:%s", source.name, message.partition, message.offset)

@@ -1,34 +1,29 @@
-"""In-stream scoring and the control plane that deploys models without a restart.
+"""In-stream scoring of every applied event with the deployed models.
 
 - ``fs.control`` (compacted, keyed by model name) carries the *desired* state
   of a model: ``{"model", "primary", "shadow", "previous", "action", "id"}``.
   Commands are absolute, so the latest record per model is enough to rebuild
   the state after compaction; "rollback" is resolved by the command line into
   the previous primary.
-- The control agent checks every command against the registry (version
-  exists, MOJO loads), then writes the accepted state to the compacted
-  ``deployments`` topic, and an audit record either way.  Every worker
-  follows that topic in full (no consumer group) into its own snapshot, so a
-  deploy reaches all of them within moments; a Faust GlobalTable did not
-  propagate to workers other than the writer (seen with two workers).
-  A refused command leaves the serving model untouched.
+- ``check_command`` accepts a command only if every version it names exists
+  and its MOJO loads; the control plane (``agents.control_plane``) publishes
+  the accepted state, which every worker follows.
 - The scoring step runs inside the source's ingest agent right after the
   features are computed: one primary prediction per applied event, plus one
   on ``fs.predictions.shadow`` when a shadow is set.  Loaded MOJOs are cached
-  per (name, version) in this process: they are derived from the table.
+  per (name, version) in this process: they are derived from the registry.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import faust
 
+from agents.control_plane import CommandError, ControlPlane, now_iso
 from agents.metrics import Metrics
 from app.settings import Settings
 from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction
@@ -39,14 +34,6 @@ from tables.definitions import Definitions
 log = logging.getLogger(__name__)
 
 ACTIONS = ("deploy", "rollback", "shadow", "unshadow")
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class CommandError(ValueError):
-    """A control command that cannot be applied; the message says why."""
 
 
 def desired_state(current: dict[str, Any] | None, action: str, model: str, version: int | None) -> dict[str, Any]:
@@ -115,9 +102,7 @@ class ScoringRuntime:
     definitions: Definitions
     specs: dict[str, ModelSpec]
     cache: ModelCache
-    # model -> accepted state, followed from the compacted deployments log
-    deployments: dict[str, dict[str, Any]]
-    deployments_topic: faust.TopicT
+    plane: ControlPlane
     predictions: faust.TopicT
     shadow_predictions: faust.TopicT
     audit: faust.TopicT
@@ -125,12 +110,32 @@ class ScoringRuntime:
     # (topic, partition, model) -> version last used: to audit where versions switch
     last_used: dict[tuple[str, int, str], int] = field(default_factory=dict)
     columns: dict[str, list[str]] = field(default_factory=dict)
-    deployments_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         for spec in self.specs.values():
             numeric, categorical, _ = spec.feature_columns(self.definitions)
             self.columns[spec.name] = numeric + categorical
+
+    @property
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        """model -> accepted state, followed from the compacted deployments log."""
+        return self.plane.models
+
+    def check_command(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The state a model command asks for, if every version it names loads."""
+        model = command.get("model")
+        if model not in self.specs:
+            raise CommandError(f"unknown model {model!r}; known: {', '.join(self.specs) or 'none'}")
+        for role in ("primary", "shadow"):
+            version = command.get(role)
+            if version is not None:
+                if not isinstance(version, int) or isinstance(version, bool):
+                    raise CommandError(f"{role} must be an integer version")
+                self.cache.check(model, version)
+        return {
+            "model": model, "primary": command.get("primary"), "shadow": command.get("shadow"),
+            "previous": command.get("previous"), "command_id": command.get("id"), "applied_at": now_iso(),
+        }
 
     def models_for(self, source: str) -> list[ModelSpec]:
         return [spec for spec in self.specs.values() if spec.source == source]
@@ -170,6 +175,10 @@ class ScoringRuntime:
             state = self.deployments.get(spec.name)
             if not state or not state.get("primary"):
                 continue
+            filling = [v for v in spec.views if v not in features]
+            if filling:  # never score a model on a view that is still being filled here
+                errors.append(f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet")
+                continue
             row = model_input(self.columns[spec.name], record, features)
             for role, version, topic in (("primary", state["primary"], self.predictions),
                                          ("shadow", state.get("shadow"), self.shadow_predictions)):
@@ -202,90 +211,17 @@ class ScoringRuntime:
 
 
 def register_scoring(
-    app: faust.App, settings: Settings, definitions: Definitions, specs: dict[str, ModelSpec], metrics: Metrics
+    app: faust.App, settings: Settings, definitions: Definitions, specs: dict[str, ModelSpec], metrics: Metrics,
+    plane: ControlPlane,
 ) -> ScoringRuntime:
-    runtime = ScoringRuntime(
+    return ScoringRuntime(
         settings=settings,
         definitions=definitions,
         specs=specs,
         cache=ModelCache(Registry(settings.registry_dir)),
-        deployments={},
-        deployments_topic=app.topic(settings.topic("deployments"), key_type=bytes, value_type=bytes),
+        plane=plane,
         predictions=app.topic(settings.topic("predictions"), key_type=bytes, value_type=bytes),
         shadow_predictions=app.topic(settings.topic("predictions.shadow"), key_type=bytes, value_type=bytes),
-        audit=app.topic(settings.topic("audit"), key_type=bytes, value_type=bytes),
+        audit=plane.audit,
         metrics=metrics,
     )
-    control = app.topic(settings.topic("control"), key_type=bytes, value_type=bytes)
-
-    @app.agent(control, name="control")
-    async def apply_commands(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            result = apply_command(runtime, event.message.value)
-            if result["result"] == "applied":
-                state = result["state"]
-                await runtime.deployments_topic.send(key=state["model"].encode(), value=json.dumps(state).encode())
-            runtime.audit.send_soon(key=event.message.key, value=json.dumps(result).encode())
-
-    @app.task
-    async def follow_deployments() -> None:
-        await follow(runtime, app)
-
-    return runtime
-
-
-async def follow(runtime: ScoringRuntime, app: faust.App) -> None:
-    """Every worker reads the whole compacted deployments log, without a
-    consumer group, into ``runtime.deployments``; ingest waits for the first
-    full read so no event is scored, or left unscored, by a stale view."""
-    from aiokafka import AIOKafkaConsumer
-
-    from app.log_reader import stop_consumer
-
-    settings = runtime.settings
-    topic = settings.topic("deployments")
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **settings.kafka_security())
-    await consumer.start()
-    try:
-        partitions = sorted(consumer.assignment())
-        ends = await consumer.end_offsets(partitions)
-        while not app.should_stop:
-            for messages in (await consumer.getmany(timeout_ms=200)).values():
-                for message in messages:
-                    state = json.loads(message.value)
-                    runtime.deployments[state["model"]] = state
-            if not runtime.deployments_loaded.is_set():
-                if all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
-                    runtime.deployments_loaded.set()
-    finally:
-        await stop_consumer(consumer)
-
-
-def apply_command(runtime: ScoringRuntime, payload: bytes | None) -> dict[str, Any]:
-    """Validate one control record and, if good, make it the deployed state."""
-    audit: dict[str, Any] = {"type": "command", "at": now_iso()}
-    try:
-        command = json.loads(payload or b"")
-        if not isinstance(command, dict):
-            raise CommandError("a command is a JSON object")
-        audit["command"] = command
-        model = command.get("model")
-        if model not in runtime.specs:
-            raise CommandError(f"unknown model {model!r}; known: {', '.join(runtime.specs) or 'none'}")
-        for role in ("primary", "shadow"):
-            version = command.get(role)
-            if version is not None:
-                if not isinstance(version, int) or isinstance(version, bool):
-                    raise CommandError(f"{role} must be an integer version")
-                runtime.cache.check(model, version)
-        audit["state"] = {
-            "model": model, "primary": command.get("primary"), "shadow": command.get("shadow"),
-            "previous": command.get("previous"), "command_id": command.get("id"), "applied_at": now_iso(),
-        }
-        audit["result"] = "applied"
-    except (CommandError, ValueError) as exc:
-        audit["result"] = "refused"
-        audit["reason"] = str(exc)
-        log.warning("control command refused: %s", exc)
-    return audit

@@ -216,7 +216,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     from rich.table import Table
 
-    from agents.scoring import CommandError
+    from agents.control_plane import CommandError
     from app.control import issue_sync, states_sync
     from models.registry import Registry, RegistryError
 
@@ -261,6 +261,68 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     console.print(f"[red]{verdict.get('result')}[/]: {verdict.get('reason')}")
     return 1
+
+
+def cmd_views(args: argparse.Namespace) -> int:
+    import getpass
+
+    from rich.table import Table
+
+    from app.control import control_state, issue_cutover
+
+    settings = settings_mod.load()
+    definitions = _definitions(args)
+    if args.action == "list":
+        state = asyncio.run(control_state(settings, definitions))
+        table = Table(title=f"feature views in {definitions.module}")
+        for column in ("view", "version", "ref", "source", "serving", "filled partitions"):
+            table.add_column(column)
+        for view in definitions.views.values():
+            fills = state.fill_status(view)
+            live = sum(f["status"] == "live" for f in fills.values())
+            table.add_row(view.name, str(view.version), view.ref, view.source.name,
+                          "yes" if state.serving(view.name).version == view.version else "",
+                          f"{live}/{len(fills)}")
+        Console().print(table)
+        return 0
+    if not args.name or args.version is None:
+        console.print("[red]views cutover needs NAME VERSION")
+        return 2
+    definitions.version(args.name, args.version)  # a clear error before asking the workers
+    verdict = asyncio.run(issue_cutover(settings, args.name, args.version, by=getpass.getuser()))
+    return _print_verdict(verdict, f"{args.name} now serves version {args.version}")
+
+
+def _print_verdict(verdict: dict, applied: str) -> int:
+    if verdict.get("result") == "applied":
+        console.print(f"[green]applied[/]: {applied}")
+        return 0
+    console.print(f"[red]{verdict.get('result')}[/]: {verdict.get('reason')}")
+    return 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.backfill_watch import watch_fill
+    from app.control import issue_cutover
+
+    settings = settings_mod.load()
+    definitions = _definitions(args)
+    versions = definitions.versions(args.view)
+    version = args.version if args.version is not None else max(versions)
+    view = definitions.version(args.view, version)
+    outcome = asyncio.run(watch_fill(settings, definitions, view, console, args.stall_seconds))
+    if not outcome.filled:
+        console.print(f"[red]{view.name} v{view.version} is not filled[/]: {outcome.detail}")
+        return 1
+    console.print(f"[green]{view.name} v{view.version} is filled[/] ({outcome.seconds:.1f}s): {outcome.detail}")
+    if not args.cutover:
+        console.print(f"it serves as `{view.ref}` and with ?version={view.version}; make it the default with "
+                      f"`featurestream views cutover {view.name} {view.version}` (or backfill --cutover)")
+        return 0
+    verdict = asyncio.run(issue_cutover(settings, view.name, view.version, by=getpass.getuser()))
+    return _print_verdict(verdict, f"{view.name} now serves version {view.version}")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -346,6 +408,27 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("name", nargs="?", help="model name")
     models.add_argument("version", nargs="?", type=int, help="version (deploy, shadow)")
     models.set_defaults(func=cmd_models)
+
+    views = sub.add_parser("views", help="list feature views and versions; cut over to a filled version")
+    views.add_argument("action", choices=["list", "cutover"])
+    views.add_argument("name", nargs="?", help="view name (cutover)")
+    views.add_argument("version", nargs="?", type=int, help="version to serve under the view's name (cutover)")
+    _add_features_flag(views)
+    views.set_defaults(func=cmd_views)
+
+    backfill = sub.add_parser(
+        "backfill", help="follow a new view (version) being filled from the whole log, then optionally cut over",
+        description="Workers fill every view their feature module defines but has not filled, from the whole "
+                    "log, before it serves. This shows the progress until the version is live on every "
+                    "partition; the previous version keeps serving until the cut-over.",
+    )
+    backfill.add_argument("view", help="view name")
+    backfill.add_argument("--version", type=int, help="version to follow (default: the newest defined)")
+    backfill.add_argument("--cutover", action="store_true", help="once filled, serve it under the view's name")
+    backfill.add_argument("--stall-seconds", type=float, default=120.0,
+                          help="give up after this long without progress (default 120)")
+    _add_features_flag(backfill)
+    backfill.set_defaults(func=cmd_backfill)
 
     bench = sub.add_parser("bench", help="measure throughput (engine, publish, worker) on real departures")
     bench.add_argument("--events", type=int, default=20000, help="departures to use (default 20000)")

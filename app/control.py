@@ -1,4 +1,5 @@
-"""Issuing control commands from the command line (``featurestream models``).
+"""Issuing control commands from the command line (``featurestream models``,
+``featurestream views cutover``) and reading the control state.
 
 The current state of a model is the last command the workers *applied*,
 read from the audit topic; the new desired state is computed from it and
@@ -14,9 +15,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.scoring import desired_state, now_iso
+from agents.control_plane import ControlState, now_iso
+from agents.scoring import desired_state
 from app.log_reader import read_all, stop_consumer
 from app.settings import Settings
+from tables.definitions import Definitions
 
 
 async def current_states(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -29,17 +32,39 @@ async def current_states(settings: Settings) -> dict[str, dict[str, Any]]:
             continue
         if record.get("type") == "command" and record.get("result") == "applied":
             state = record.get("state") or record["command"]
-            states[state["model"]] = state
+            if "model" in state:  # not a view cut-over
+                states[state["model"]] = state
     return states
 
 
 async def issue(settings: Settings, model: str, action: str, version: int | None, by: str,
                 wait_seconds: float = 30.0) -> dict[str, Any]:
-    """Publish a command and wait for a worker's verdict (the audit record)."""
+    """A model command from its current state, and the workers' verdict."""
     states = await current_states(settings)
     command = desired_state(states.get(model), action, model, version)
-    command.update({"model": model, "action": action, "id": uuid.uuid4().hex, "by": by, "at": now_iso()})
+    command.update({"model": model, "action": action, "by": by})
+    return await issue_command(settings, model, command, wait_seconds)
 
+
+async def issue_cutover(settings: Settings, view: str, version: int, by: str,
+                        wait_seconds: float = 30.0) -> dict[str, Any]:
+    """Make ``version`` the one that answers to the view's name, on every worker."""
+    command = {"view": view, "version": version, "action": "cutover", "by": by}
+    return await issue_command(settings, f"view:{view}", command, wait_seconds)
+
+
+async def control_state(settings: Settings, definitions: Definitions) -> ControlState:
+    """The deployments log as of now: models, view cut-overs, fill progress."""
+    state = ControlState(definitions)
+    for message in await read_all(settings, settings.topic("deployments")):
+        state.follow_record(message.value)
+    return state
+
+
+async def issue_command(settings: Settings, key: str, command: dict[str, Any],
+                        wait_seconds: float = 30.0) -> dict[str, Any]:
+    """Publish a command and wait for a worker's verdict (the audit record)."""
+    command = {**command, "id": uuid.uuid4().hex, "at": now_iso()}
     audit = AIOKafkaConsumer(settings.topic("audit"), bootstrap_servers=settings.bootstrap,
                              enable_auto_commit=False, auto_offset_reset="latest", **settings.kafka_security())
     await audit.start()
@@ -50,7 +75,7 @@ async def issue(settings: Settings, model: str, action: str, version: int | None
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", **settings.kafka_security())
         await producer.start()
         try:
-            await producer.send_and_wait(settings.topic("control"), key=model.encode(), value=json.dumps(command).encode())
+            await producer.send_and_wait(settings.topic("control"), key=key.encode(), value=json.dumps(command).encode())
         finally:
             await producer.stop()
         deadline = time.monotonic() + wait_seconds

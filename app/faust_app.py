@@ -7,6 +7,8 @@ from pathlib import Path
 
 import faust
 
+from agents.backfill import Backfill
+from agents.control_plane import ControlPlane, register_control
 from agents.ingest import SourceRuntime, register_ingest
 from agents.metrics import Metrics
 from agents.scoring import ScoringRuntime, register_scoring
@@ -25,6 +27,8 @@ class Runtime:
     sources: dict[str, SourceRuntime]
     metrics: Metrics
     scoring: ScoringRuntime | None
+    plane: ControlPlane
+    backfill: Backfill
 
 
 def _broker_urls(bootstrap: str) -> str:
@@ -69,9 +73,12 @@ def create_app(
     app.producer.buffer.max_messages = 10_000
     metrics = Metrics()
     specs = model_specs(definitions)
-    scoring = register_scoring(app, settings, definitions, specs, metrics) if specs else None
-    sources = register_ingest(app, settings, definitions, metrics, scoring)
-    runtime = Runtime(app, settings, definitions, sources, metrics, scoring)
+    plane = register_control(app, settings, definitions)
+    scoring = plane.scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
+    backfill = Backfill(app, settings, plane)
+    sources = register_ingest(app, settings, definitions, metrics, plane, backfill, scoring)
+    backfill.watch(sources)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill)
 
     from app import web, web_scoring  # local import: web views need the runtime
 

@@ -13,7 +13,7 @@ from typing import Iterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.settings import Settings
-from tables.replay import LogRecord, lane_of
+from tables.replay import LogRecord, is_control, lane_of
 
 _END = object()
 
@@ -115,7 +115,8 @@ def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]
                     for message in batch.get(tp, []):
                         if message.offset >= end:
                             break
-                        out.put(LogRecord(partition, message.offset, message.value, lane_of(message.headers)))
+                        out.put(LogRecord(partition, message.offset, message.value, lane_of(message.headers),
+                                                 is_control(message.headers)))
                         position = message.offset + 1
                     if not batch:
                         position = await consumer.position(tp)

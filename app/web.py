@@ -18,7 +18,9 @@ from app.routing import NoOwner, forward, key_partition, owner
 from tables.processor import stream_time
 
 if TYPE_CHECKING:
+    from agents.control_plane import ControlPlane
     from app.faust_app import Runtime
+    from tables.dsl import FeatureView
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,24 @@ def is_ready(app: Any) -> bool:
 
 def register(runtime: "Runtime") -> None:
     app = runtime.app
-    views = {v.name: v for v in runtime.definitions.views.values()}
-    source_of = {v.name: runtime.sources[v.source.name] for v in views.values()}
+    definitions = runtime.definitions
+    plane = runtime.plane
+    versions_of = {name: definitions.versions(name) for name in definitions.names}
+    source_of = {v.ref: runtime.sources[v.source.name] for v in definitions.views.values()}
 
     @app.page("/features/{view}/{entity}")
     class FeatureValues(View):
         async def get(self, request: Request, view: str, entity: str) -> Response:
-            definition = views.get(view)
-            if definition is None:
-                return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(views)}"), status=404)
+            versions = versions_of.get(view)
+            if versions is None:
+                return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(versions_of)}"), status=404)
+            if "version" in request.query:
+                try:
+                    definition = versions[int(request.query["version"])]
+                except (ValueError, KeyError):
+                    return self.json(error_body("unknown_version", f"{view} has versions {sorted(versions)}"), status=404)
+            else:
+                definition = plane.serving(view)
             as_of_ms = None
             if "as_of" in request.query:
                 try:
@@ -57,7 +68,8 @@ def register(runtime: "Runtime") -> None:
                     return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
             if not is_ready(app):
                 return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
-            table = source_of[view].tables[view]
+            source = source_of[definition.ref]
+            table = source.tables[definition.ref]
             try:
                 url = owner(app, table.name, entity, runtime.settings.partitions)
             except NoOwner as exc:
@@ -65,18 +77,25 @@ def register(runtime: "Runtime") -> None:
             if url is not None:
                 status, routed = await forward(app, url, request)
                 return self.json(routed, status=status)
-            state = source_of[view].stores.views[definition.state_key].get(entity)
+            partition = key_partition(entity, runtime.settings.partitions)
+            clock = source.stores.clocks.get(source.processor.clock_key(partition))
+            if definition.state_key in {v.state_key for v in source.processor.pending(clock)}:
+                progress = plane.fill_status(definition).get(partition) or {}
+                return self.json(error_body(
+                    "view_filling",
+                    f"{view} v{definition.version} is still being filled from the log on partition {partition} "
+                    f"(through offset {progress.get('through')} of {progress.get('end')}); it serves once filled",
+                ), status=503)
+            state = source.stores.views[definition.state_key].get(entity)
             if state is None:
                 return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
-            source = source_of[view]
-            partition = key_partition(entity, runtime.settings.partitions)
-            clock = source.stores.clocks.get(source.processor.clock_key(partition)) or {}
             # "Current" means at the partition's stream time: event time, never wall clock.
-            now_ms = stream_time(clock) or state["max_time"]
+            now_ms = stream_time(clock or {}) or state["max_time"]
             windows = source.processor.windows[definition.state_key]
             body = {
                 "view": definition.name,
                 "version": definition.version,
+                "serving_version": plane.serving(view).version,
                 "entity": entity,
                 "entity_field": definition.entity,
                 "as_of_ms": now_ms,
@@ -100,21 +119,8 @@ def register(runtime: "Runtime") -> None:
     @app.page("/views")
     class Views(View):
         async def get(self, request: Request) -> Response:
-            return self.json(
-                {
-                    "views": [
-                        {
-                            "name": v.name,
-                            "version": v.version,
-                            "source": v.source.name,
-                            "entity": v.entity,
-                            "state_key": v.state_key,
-                            "features": [f.params() for f in v.features],
-                        }
-                        for v in views.values()
-                    ]
-                }
-            )
+            """Every version of every view: which one serves, and where each is filled."""
+            return self.json({"views": [view_status(plane, v) for v in definitions.views.values()]})
 
     @app.page("/stats")
     class Stats(View):
@@ -147,7 +153,7 @@ def register(runtime: "Runtime") -> None:
     @app.page("/openapi.json")
     class OpenAPI(View):
         async def get(self, request: Request) -> Response:
-            return self.json(openapi(sorted(views)))
+            return self.json(openapi(sorted(versions_of)))
 
     @app.page("/")
     class Dashboard(View):
@@ -155,6 +161,23 @@ def register(runtime: "Runtime") -> None:
             return self.html(dashboard_html(runtime))
 
     app.web.web_app.middlewares.append(_json_errors(runtime))
+
+
+def view_status(plane: "ControlPlane", view: "FeatureView") -> dict[str, Any]:
+    fills = plane.fill_status(view)
+    return {
+        "name": view.name,
+        "version": view.version,
+        "ref": view.ref,
+        "serving": plane.serving(view.name).version == view.version,
+        "filled": all(f["status"] == "live" for f in fills.values()),
+        "partitions": {str(p): {k: f.get(k) for k in ("status", "through", "end", "live_from", "detail")}
+                       for p, f in fills.items()},
+        "source": view.source.name,
+        "entity": view.entity,
+        "state_key": view.state_key,
+        "features": [f.params() for f in view.features],
+    }
 
 
 def _json_errors(runtime: "Runtime"):
@@ -191,14 +214,19 @@ def openapi(view_names: list[str]) -> dict[str, Any]:
                     "parameters": [
                         {"name": "view", "in": "path", "required": True, "schema": {"type": "string", "enum": view_names}},
                         {"name": "entity", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "version", "in": "query", "required": False, "schema": {"type": "integer"},
+                         "description": "a defined version (default: the serving one)"},
+                        {"name": "as_of", "in": "query", "required": False, "schema": {"type": "string"},
+                         "description": "ISO-8601 time: the point-in-time value by the T-based rule"},
                     ],
                     "responses": {
                         "200": {"description": "feature values"},
-                        "404": {"description": "unknown view or entity", "content": {"application/json": {"schema": error}}},
+                        "404": {"description": "unknown view, version or entity", "content": {"application/json": {"schema": error}}},
+                        "503": {"description": "not ready, or this version is still being filled", "content": {"application/json": {"schema": error}}},
                     },
                 }
             },
-            "/views": {"get": {"summary": "Feature view definitions", "responses": {"200": {"description": "views"}}}},
+            "/views": {"get": {"summary": "Every version of every view: serving or not, fill status per partition", "responses": {"200": {"description": "views"}}}},
             "/stats": {"get": {"summary": "Per-partition ingest outcome counts", "responses": {"200": {"description": "counts"}}}},
             "/healthz": {"get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "ok"}}}},
             "/metrics": {"get": {"summary": "Prometheus exposition", "responses": {"200": {"description": "metrics"}}}},

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from faust.web import Request, Response, View
 
 from agents import validation
-from agents.scoring import CommandError, desired_state, model_input, now_iso
-from app.routing import NoOwner, forward, owner
+from agents.control_plane import CommandError, now_iso
+from agents.scoring import desired_state, model_input
+from app.routing import NoOwner, forward, key_partition, owner
 from app.web import error_body, is_ready
 from models.registry import RegistryError
 
@@ -121,10 +122,15 @@ async def _route_post(runtime: "Runtime", source_rt: Any, entity: str, request: 
 def _score_locally(view: View, runtime: "Runtime", source_rt: Any, checked: validation.Valid, entity: str) -> Response:
     scoring = runtime.scoring
     features = {}
+    partition = key_partition(entity, runtime.settings.partitions)
+    clock = source_rt.stores.clocks.get(source_rt.processor.clock_key(partition))
+    filling = {v.state_key for v in source_rt.processor.pending(clock)}
     for v in source_rt.views:
+        if v.state_key in filling:
+            continue  # not served until filled, exactly as on the stream
         windows = source_rt.processor.windows[v.state_key]
         # history only: the event itself is not applied on this path
-        features[v.name] = windows.values(source_rt.stores.views[v.state_key].get(entity), checked.time_ms)
+        features[v.ref] = windows.values(source_rt.stores.views[v.state_key].get(entity), checked.time_ms)
     provenance = {
         "event_id": checked.record[source_rt.source.id_field], "source": source_rt.source.name,
         "event_time": checked.record[source_rt.source.time_field], "event_time_ms": checked.time_ms,

@@ -45,8 +45,8 @@ class ModelSpec:
             for feat in view.features:
                 if feat.agg.kind in NON_SCALAR:
                     continue
-                column = f"{view.name}.{feat.name}"
-                feature_views[column] = view.name
+                column = f"{view.ref}.{feat.name}"
+                feature_views[column] = view.ref
                 field_type = view.source.fields.get(feat.agg.field or "", "float")
                 if feat.agg.kind == "last" and field_type == "str":
                     categorical.append(column)

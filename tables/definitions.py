@@ -16,7 +16,26 @@ class DefinitionError(Exception):
 class Definitions:
     module: str
     sources: dict[str, Source]
-    views: dict[str, FeatureView]
+    views: dict[str, FeatureView]  # ref -> view: every version of every view
+
+    def versions(self, name: str) -> dict[int, FeatureView]:
+        """Every defined version of the view ``name``, oldest first."""
+        found = {v.version: v for v in self.views.values() if v.name == name}
+        if not found:
+            raise DefinitionError(f"unknown view {name!r}; known: {', '.join(sorted(self.names))}")
+        return dict(sorted(found.items()))
+
+    def version(self, name: str, version: int) -> FeatureView:
+        versions = self.versions(name)
+        if version not in versions:
+            raise DefinitionError(
+                f"view {name!r} has no version {version} in {self.module}; defined: {', '.join(map(str, versions))}"
+            )
+        return versions[version]
+
+    @property
+    def names(self) -> list[str]:
+        return list(dict.fromkeys(v.name for v in self.views.values()))
 
     def source(self, name: str) -> Source:
         try:
@@ -53,18 +72,25 @@ def load(module_name: str) -> Definitions:
         if source.name in by_source:
             raise DefinitionError(f"{module_name}: source {source.name!r} declared twice")
         by_source[source.name] = source
-    by_name: dict[str, FeatureView] = {}
+    seen: set[tuple[str, int]] = set()
     for view in views:
         if not isinstance(view, FeatureView):
             raise DefinitionError(f"{module_name}.VIEWS holds {view!r}, not a FeatureView")
         if view.source.name not in by_source:
             raise DefinitionError(f"view {view.name}: source {view.source.name!r} is not in SOURCES")
-        if view.name in by_name:
-            raise DefinitionError(f"{module_name}: view {view.name!r} declared twice")
+        if (view.name, view.version) in seen:
+            raise DefinitionError(f"{module_name}: view {view.name!r} version {view.version} declared twice")
+        seen.add((view.name, view.version))
+    lowest = {name: min(v.version for v in views if v.name == name) for name, _ in seen}
+    by_ref: dict[str, FeatureView] = {}
+    for view in views:
         if view.entity != view.source.key:
             # A view by another entity reads its source re-keyed by that entity.
             derived = view.source.keyed_by(view.entity)
             by_source.setdefault(derived.name, derived)
             view = dataclasses.replace(view, source=derived)
-        by_name[view.name] = view
-    return Definitions(module_name, by_source, by_name)
+        # The established version keeps the bare name, so adding a version
+        # never renames the columns models and training sets already use.
+        ref = view.name if view.version == lowest[view.name] else f"{view.name}@v{view.version}"
+        by_ref[ref] = dataclasses.replace(view, ref=ref)
+    return Definitions(module_name, by_source, by_ref)

@@ -200,8 +200,16 @@ class FeatureView:
     source: Source
     entity: str
     features: list[Feature] = field(default_factory=list)
+    # How the view is referred to in feature logs, columns and model inputs:
+    # its name for the established (lowest) version, ``name@vN`` for a newer
+    # version being filled or tried side by side.  Set by ``definitions.load``.
+    ref: str = ""
 
     def __post_init__(self) -> None:
+        if not self.ref:
+            object.__setattr__(self, "ref", self.name)
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 1:
+            raise ValueError(f"view {self.name}: version must be a positive integer, not {self.version!r}")
         names = [f.name for f in self.features]
         if len(set(names)) != len(names):
             raise ValueError(f"view {self.name}: duplicate feature names {names}")

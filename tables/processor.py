@@ -25,7 +25,8 @@ APPLIED, LATE, DUPLICATE, INVALID = "applied", "late", "duplicate", "invalid"
 class Outcome:
     status: str
     time_ms: int
-    # view name -> feature values served for this event (before it is applied)
+    # view ref -> feature values served for this event (before it is applied);
+    # only views live on the partition (a view still being filled is absent)
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -34,7 +35,10 @@ class Stores:
     """Where state lives: Faust tables online, dicts offline."""
 
     views: dict[str, MutableMapping[str, Any]]  # view.state_key -> entity -> state
-    # "<source>:<partition>" -> {"lanes": {lane: {"max": ms, "pruned": ms}}, "counts": {status: n}}
+    # "<source>:<partition>" -> {"lanes": {lane: {"max": ms, "pruned": ms}},
+    #                            "counts": {status: n},
+    #                            "offset": last offset taken (None offline from files),
+    #                            "live": {state_key: first offset applied}}
     clocks: MutableMapping[str, Any]
     seen: MutableMapping[str, Any]  # "<source>:<partition>:<lane>:<bucket>" -> [event ids]
 
@@ -58,34 +62,48 @@ class SourceProcessor:
         self.windows = {v.state_key: ViewWindows(v, source.history_ms) for v in self.views}
 
     def process(
-        self, stores: Stores, partition: int, record: dict[str, Any], time_ms: int, lane: int | None = None
+        self, stores: Stores, partition: int, record: dict[str, Any], time_ms: int, lane: int | None = None,
+        offset: int | None = None,
     ) -> Outcome:
         clock_key = self.clock_key(partition)
-        clock = self._clock(stores, clock_key)
+        clock = self._clock(stores, clock_key, offset)
         lane_key = "-" if lane is None else str(lane)
         lane_clock = clock["lanes"].setdefault(lane_key, {"max": None, "pruned": None})
         outcome = self._decide(stores, f"{clock_key}:{lane_key}", clock, lane_clock, record, time_ms)
         clock["counts"][outcome.status] += 1
+        clock["offset"] = offset
         if outcome.status == APPLIED and (lane_clock["max"] is None or time_ms > lane_clock["max"]):
             self._advance(stores, f"{clock_key}:{lane_key}", lane_clock, time_ms)
         stores.clocks[clock_key] = clock
         return outcome
 
-    def reject(self, stores: Stores, partition: int) -> None:
+    def reject(self, stores: Stores, partition: int, offset: int | None = None) -> None:
         """Count a record that failed validation, so ``in = applied + rejected``."""
         clock_key = self.clock_key(partition)
-        clock = self._clock(stores, clock_key)
+        clock = self._clock(stores, clock_key, offset)
         clock["counts"][INVALID] += 1
+        clock["offset"] = offset
         stores.clocks[clock_key] = clock
 
     def clock_key(self, partition: int) -> str:
         return f"{self.source.name}:{partition}"
 
-    @staticmethod
-    def _clock(stores: Stores, clock_key: str) -> dict[str, Any]:
+    def pending(self, clock: dict[str, Any] | None) -> list[FeatureView]:
+        """Views defined but not yet filled on a partition that has history.
+
+        A partition seen for the first time starts every view at once; a view
+        added later must be filled from the log before it is applied (backfill)."""
+        if not clock:
+            return []
+        live = clock.get("live") or {}
+        return [v for v in self.views if v.state_key not in live]
+
+    def _clock(self, stores: Stores, clock_key: str, offset: int | None) -> dict[str, Any]:
         return stores.clocks.get(clock_key) or {
             "lanes": {},
             "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
+            "offset": None,
+            "live": {v.state_key: offset or 0 for v in self.views},
         }
 
     def _decide(
@@ -102,7 +120,9 @@ class SourceProcessor:
             return Outcome(DUPLICATE, time_ms)
 
         entity = str(record[self.source.key])
-        states = {view.state_key: stores.views[view.state_key].get(entity) for view in self.views}
+        live = clock.get("live") or {}
+        views = [v for v in self.views if v.state_key in live]
+        states = {view.state_key: stores.views[view.state_key].get(entity) for view in views}
         if any(not self.windows[k].can_apply(state, time_ms) for k, state in states.items()):
             # Older than the history the entity still keeps (only possible when a
             # lane first shows up far behind the others): applying it would
@@ -116,10 +136,10 @@ class SourceProcessor:
             for c in clock["lanes"].values()
         )
         outcome = Outcome(APPLIED, time_ms)
-        for view in self.views:
+        for view in views:
             windows = self.windows[view.state_key]
             state = states[view.state_key]
-            outcome.features[view.name] = windows.values(state, time_ms)
+            outcome.features[view.ref] = windows.values(state, time_ms)
             stores.views[view.state_key][entity] = windows.apply(
                 state or windows.new_state(), record, time_ms, low_watermark
             )

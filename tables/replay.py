@@ -17,12 +17,23 @@ from tables.processor import APPLIED, SourceProcessor, Stores
 
 
 LANE_HEADER = "fs-lane"
+# Marks a record that is not an event: written into a partition by the
+# backfill so an idle partition still reaches the point where a filled view
+# goes live.  Agents and replay skip it; it is never counted.
+CONTROL_HEADER = "fs-control"
+
+
+def _header_items(headers: Any) -> Any:
+    return headers.items() if isinstance(headers, dict) else (headers or ())
+
+
+def is_control(headers: Any) -> bool:
+    return any(key == CONTROL_HEADER for key, _ in _header_items(headers))
 
 
 def lane_of(headers: Any) -> int | None:
     """The upstream partition a re-keyed record came from (None on a source's own topic)."""
-    items = headers.items() if isinstance(headers, dict) else (headers or ())
-    for key, value in items:
+    for key, value in _header_items(headers):
         if key == LANE_HEADER:
             return int(value)
     return None
@@ -34,6 +45,7 @@ class LogRecord:
     offset: int
     value: bytes | None
     lane: int | None = None  # upstream partition of a re-keyed record
+    control: bool = False  # a backfill marker, not an event
 
 
 @dataclass
@@ -46,7 +58,7 @@ class ReplayCounts:
 
 def feature_columns(views: list[FeatureView]) -> list[str]:
     """``<view>.<feature>``: one column per feature, stable order."""
-    return [f"{v.name}.{f.name}" for v in views for f in v.features]
+    return [f"{v.ref}.{f.name}" for v in views for f in v.features]
 
 
 def replay(
@@ -64,12 +76,16 @@ def replay(
     stores = Stores.in_memory(views)
     counts = counts if counts is not None else ReplayCounts()
     for record in records:
+        if record.control:
+            continue
         checked = validate(source, record.value, max_payload_bytes)
         if not isinstance(checked, Valid):
-            processor.reject(stores, record.partition)
+            processor.reject(stores, record.partition, record.offset)
             counts.invalid += 1
             continue
-        outcome = processor.process(stores, record.partition, checked.record, checked.time_ms, record.lane)
+        outcome = processor.process(
+            stores, record.partition, checked.record, checked.time_ms, record.lane, record.offset
+        )
         setattr(counts, outcome.status, getattr(counts, outcome.status) + 1)
         if outcome.status != APPLIED:
             continue
@@ -81,9 +97,9 @@ def replay(
             "offset": record.offset,
         }
         for view in views:
-            values = outcome.features[view.name]
+            values = outcome.features[view.ref]
             for feat in view.features:
-                row[f"{view.name}.{feat.name}"] = values[feat.name]
+                row[f"{view.ref}.{feat.name}"] = values[feat.name]
         if include_record:
             row["record"] = checked.record
         yield row

@@ -1,0 +1,197 @@
+"""The control plane every worker shares: one compacted log of accepted states.
+
+``fs.deployments`` (compacted) holds the latest accepted state per key:
+
+- ``<model>``: a model's deployment (primary, shadow, previous), see ``agents.scoring``;
+- ``view:<name>``: the version of a view that answers to its bare name (cut-over);
+- ``fill:<state_key>:<partition>``: whether a view version is filled on a
+  partition and from which offset it is applied live, see ``agents.backfill``.
+
+Commands arrive on ``fs.control``; the control agent checks each one, writes
+the accepted state here and an audit record either way, so a refused command
+never changes what is served.  Every worker follows this log in full, without
+a consumer group, into its own ``ControlPlane``: a change reaches every worker
+within moments (a Faust GlobalTable did not propagate beyond its writer).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from app.settings import Settings
+from tables.definitions import DefinitionError, Definitions
+from tables.dsl import FeatureView
+
+if TYPE_CHECKING:
+    from agents.scoring import ScoringRuntime
+
+log = logging.getLogger(__name__)
+
+LIVE, FILLING, FAILED = "live", "filling", "failed"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CommandError(ValueError):
+    """A control command that cannot be applied; the message says why."""
+
+
+def fill_key(state_key: str, partition: int) -> str:
+    return f"fill:{state_key}:{partition}"
+
+
+@dataclass
+class ControlState:
+    """What the deployments log says, as plain data (workers and the command line)."""
+
+    definitions: Definitions
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)  # view name -> accepted cut-over
+    fills: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (state_key, partition) -> status
+
+    def follow_record(self, value: bytes | None) -> None:
+        """One record of the deployments log into this worker's snapshot."""
+        try:
+            state = json.loads(value or b"")
+        except ValueError:
+            log.warning("skipping an unreadable deployments record")
+            return
+        kind = state.get("kind")
+        if kind == "view":
+            self.views[state["view"]] = state
+        elif kind == "fill":
+            self.fills[(state["state_key"], state["partition"])] = state
+        elif "model" in state:
+            self.models[state["model"]] = state
+
+    def serving(self, name: str) -> FeatureView:
+        """The version answering to ``name``: the cut-over one, else the established one."""
+        versions = self.definitions.versions(name)
+        chosen = (self.views.get(name) or {}).get("version")
+        return versions.get(chosen) or next(iter(versions.values()))
+
+    def fill_status(self, view: FeatureView) -> dict[int, dict[str, Any]]:
+        """partition -> last fill status of ``view``, for every partition of its
+        source that has ever held an event (the others start every view live)."""
+        partitions = {p for (_, p), s in self.fills.items() if s.get("source") == view.source.name}
+        return {
+            p: self.fills.get((view.state_key, p)) or {"status": FILLING, "partition": p, "through": None, "end": None}
+            for p in sorted(partitions)
+        }
+
+    def check_cutover(self, command: dict[str, Any]) -> dict[str, Any]:
+        name, version = command.get("view"), command.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise CommandError("version must be an integer")
+        try:
+            view = self.definitions.version(name, version)
+        except DefinitionError as exc:
+            raise CommandError(str(exc)) from exc
+        unfilled = {p: s["status"] for p, s in self.fill_status(view).items() if s["status"] != LIVE}
+        if unfilled:
+            raise CommandError(
+                f"{name} v{version} is not filled on every partition yet ({unfilled}); "
+                f"wait for `featurestream backfill {name} --version {version}` to finish"
+            )
+        return {"kind": "view", "view": name, "version": version, "state_key": view.state_key,
+                "previous": self.serving(name).version, "command_id": command.get("id"), "applied_at": now_iso()}
+
+
+@dataclass
+class ControlPlane(ControlState):
+    """A worker's control state, the topics it writes, and the scoring it drives."""
+
+    settings: Settings | None = None
+    topic: faust.TopicT | None = None  # fs.deployments
+    audit: faust.TopicT | None = None
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    scoring: "ScoringRuntime | None" = None  # set once built: model commands go to it
+
+
+def apply_command(plane: ControlPlane, payload: bytes | None) -> dict[str, Any]:
+    """Check one control record: the audit record, with the state to publish when applied."""
+    audit: dict[str, Any] = {"type": "command", "at": now_iso()}
+    try:
+        command = json.loads(payload or b"")
+        if not isinstance(command, dict):
+            raise CommandError("a command is a JSON object")
+        audit["command"] = command
+        if "view" in command:
+            audit["state"] = plane.check_cutover(command)
+        elif plane.scoring is None:
+            raise CommandError(f"{plane.definitions.module} declares no MODELS")
+        else:
+            audit["state"] = plane.scoring.check_command(command)
+        audit["result"] = "applied"
+    except (CommandError, ValueError) as exc:
+        audit["result"] = "refused"
+        audit["reason"] = str(exc)
+        log.warning("control command refused: %s", exc)
+    return audit
+
+
+def state_key_of(state: dict[str, Any]) -> str:
+    """The deployments-log key an accepted state is kept under."""
+    if state.get("kind") == "view":
+        return f"view:{state['view']}"
+    if state.get("kind") == "fill":
+        return fill_key(state["state_key"], state["partition"])
+    return state["model"]
+
+
+def register_control(app: faust.App, settings: Settings, definitions: Definitions) -> ControlPlane:
+    plane = ControlPlane(
+        definitions, settings=settings,
+        topic=app.topic(settings.topic("deployments"), key_type=bytes, value_type=bytes),
+        audit=app.topic(settings.topic("audit"), key_type=bytes, value_type=bytes),
+    )
+    control = app.topic(settings.topic("control"), key_type=bytes, value_type=bytes)
+
+    @app.agent(control, name="control")
+    async def apply_commands(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            result = apply_command(plane, event.message.value)
+            if result["result"] == "applied":
+                state = result["state"]
+                await plane.topic.send(key=state_key_of(state).encode(), value=json.dumps(state).encode())
+            plane.audit.send_soon(key=event.message.key, value=json.dumps(result).encode())
+
+    @app.task
+    async def follow_deployments() -> None:
+        await follow(plane, app)
+
+    return plane
+
+
+async def follow(plane: ControlPlane, app: faust.App) -> None:
+    """Read the whole deployments log into ``plane``, then keep following it;
+    ``plane.loaded`` is set after the first full read, and ingest waits for
+    it so no event is scored, or left unscored, by a stale state."""
+    from aiokafka import AIOKafkaConsumer
+
+    from app.log_reader import stop_consumer
+
+    settings = plane.settings
+    consumer = AIOKafkaConsumer(settings.topic("deployments"), bootstrap_servers=settings.bootstrap,
+                                enable_auto_commit=False, auto_offset_reset="earliest", **settings.kafka_security())
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.assignment())
+        ends = await consumer.end_offsets(partitions)
+        while not app.should_stop:
+            for messages in (await consumer.getmany(timeout_ms=200)).values():
+                for message in messages:
+                    plane.follow_record(message.value)
+            if not plane.loaded.is_set():
+                if all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
+                    plane.loaded.set()
+    finally:
+        await stop_consumer(consumer)
