@@ -62,6 +62,7 @@ class Settings:
             "FS_HOME": str(self.home),
             "FS_PARTITIONS": str(self.partitions),
             "FS_REGISTRY": str(self.registry_dir),
+            "FS_FEATURES": self.features_module,
         }
         if self.kafka_bootstrap:
             env["FS_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
