@@ -39,7 +39,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     definitions = _definitions(args)
     data_dir = Path(args.data_dir or settings.home / "worker").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics_sync(settings, list(definitions.sources))
+    created = ensure_topics_sync(settings, list(definitions.sources))
+    _warn_new_rekeyed_logs(settings, definitions, created)
     runtime = create_app(settings, definitions, data_dir, args.web_port or settings.web_port, args.web_host)
     class QuietWorker(Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -49,6 +50,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     QuietWorker(runtime.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
+
+
+def _warn_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definitions, created: list[str]) -> None:
+    """A view on an entity its source was never keyed by before gets a re-keyed
+    log that starts now: say so, since its history is not filled (docs/features.md)."""
+    from app.log_reader import topic_size
+
+    for derived in definitions.sources.values():
+        if derived.parent is None or settings.events_topic(derived.name) not in created:
+            continue
+        parent_events = sum(end - first for first, end in asyncio.run(
+            topic_size(settings, settings.events_topic(derived.parent))).values())
+        if parent_events:
+            views = ", ".join(v.ref for v in definitions.views_of(derived.name))
+            console.print(
+                f"[yellow]warning[/]: {views} read {derived.name}, a re-keyed log created now; the "
+                f"{parent_events:,} records already in {derived.parent} are not re-keyed into it, so these "
+                "views start from the next event (see docs/features.md, 'Versions and backfill')"
+            )
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
