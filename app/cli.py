@@ -17,6 +17,11 @@ from tables.definitions import DefinitionError, Definitions, load
 console = Console(stderr=True)
 
 
+def _tables_console() -> Console:
+    # Piped output gets a fixed width rather than rich's 80 columns, which truncates names.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _definitions(args: argparse.Namespace) -> Definitions:
     return load(args.features or settings_mod.load().features_module)
 
@@ -254,7 +259,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 role = "primary" if state.get("primary") == mv.version else "shadow" if state.get("shadow") == mv.version else ""
                 table.add_row(name, str(mv.version), str(mv.metadata.get("created_at", ""))[:19],
                               f"{held.get('auc', float('nan')):.4f}", str(mv.metadata.get("row_counts", {}).get("total", "")), role)
-        Console().print(table)
+        _tables_console().print(table)
         return 0
     if not args.name:
         console.print(f"[red]models {args.action} needs a model name")
@@ -303,7 +308,7 @@ def cmd_views(args: argparse.Namespace) -> int:
             table.add_row(view.name, str(view.version), view.ref, view.source.name,
                           "yes" if state.serving(view.name).version == view.version else "",
                           f"{live}/{len(fills)}")
-        Console().print(table)
+        _tables_console().print(table)
         return 0
     if not args.name or args.version is None:
         console.print("[red]views cutover needs NAME VERSION")
