@@ -82,14 +82,16 @@ class FillJob:
 
     def take(self, message: Any, max_payload_bytes: int) -> None:
         """One record through the same path the agent took it."""
-        if not is_control(message.headers):
+        if is_control(message.headers):
+            self.processor.touch(self.stores, self.partition, message.offset)
+        else:
             checked = validate(self.runtime.source, message.value, max_payload_bytes)
             if isinstance(checked, Valid):
                 self.processor.process(self.stores, self.partition, checked.record, checked.time_ms,
                                        lane_of(message.headers), message.offset)
             else:
                 self.processor.reject(self.stores, self.partition, message.offset)
-            self.through = message.offset
+        self.through = message.offset
 
 
 class Backfill:
@@ -103,6 +105,7 @@ class Backfill:
         self.topics: dict[str, faust.TopicT] = {}
         self.jobs: dict[tuple[str, int], FillJob] = {}
         self.announced: set[tuple[str, int]] = set()
+        self.touched: set[tuple[str, int]] = set()
 
     def watch(self, runtimes: dict[str, "SourceRuntime"]) -> None:
         """Fill the views of these sources' partitions, checking every second."""
@@ -173,7 +176,11 @@ class Backfill:
                     continue
                 self._announce_live(runtime, partition, clock)
                 pending = runtime.processor.pending(clock)
-                if pending and clock.get("offset") is not None:
+                if pending and clock.get("offset") is None and key not in self.touched:
+                    # A clock from an older version has no offset: a marker gets one.
+                    self.touched.add(key)
+                    self._mark(runtime.source.name, partition, "offset")
+                elif pending and clock.get("offset") is not None:
                     job = self.jobs[key] = FillJob.start(runtime, partition, pending)
                     job.task = asyncio.ensure_future(self._run(job))
                     log.info("filling %s on %s partition %s", [v.ref for v in pending], name, partition)
@@ -189,6 +196,12 @@ class Backfill:
         if (runtime.source.name, partition) in self.announced:
             return
         self.announced.add((runtime.source.name, partition))
+        if "live" not in clock:
+            log.warning("%s partition %s was written by a version that did not record which views are live: "
+                        "taking the established version of each view as filled (`make clean` rebuilds from the log)",
+                        runtime.source.name, partition)
+            pending = {v.state_key for v in runtime.processor.pending(clock)}
+            clock = {**clock, "live": {v.state_key: 0 for v in runtime.views if v.state_key not in pending}}
         for view in runtime.views:
             live_from = (clock.get("live") or {}).get(view.state_key)
             known = self.plane.fills.get((view.state_key, partition)) or {}
@@ -217,7 +230,8 @@ class Backfill:
                         await asyncio.sleep(0)
                 if job.through is not None and job.through == agent_offset:
                     if not job.marker_sent:
-                        self._mark(job)
+                        job.marker_sent = True
+                        self._mark(job.runtime.source.name, job.partition, "fill", [v.ref for v in job.views])
                     await asyncio.sleep(0.1)
                 elif not buffer or (agent_offset is not None and buffer[-1].offset < agent_offset):
                     batch = await consumer.getmany(tp, timeout_ms=200, max_records=5000)
@@ -236,13 +250,12 @@ class Backfill:
         finally:
             await stop_consumer(consumer)
 
-    def _mark(self, job: FillJob) -> None:
-        """A record that is not an event, so an idle partition reaches the handover."""
-        job.marker_sent = True
-        body = {"fs_control": "fill", "views": [v.ref for v in job.views], "at": now_iso()}
-        self.topics[job.runtime.source.name].send_soon(
-            key=None, value=json.dumps(body).encode(), partition=job.partition,
-            headers=[(CONTROL_HEADER, b"fill")],
+    def _mark(self, source: str, partition: int, reason: str, views: list[str] | None = None) -> None:
+        """A record that is not an event, so an idle partition's agent takes one more record."""
+        body = {"fs_control": reason, "views": views or [], "at": now_iso()}
+        self.topics[source].send_soon(
+            key=None, value=json.dumps(body).encode(), partition=partition,
+            headers=[(CONTROL_HEADER, reason.encode())],
         )
 
     def _report(self, job: FillJob) -> None:

@@ -114,6 +114,15 @@ class ControlPlane(ControlState):
     audit: faust.TopicT | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
     scoring: "ScoringRuntime | None" = None  # set once built: model commands go to it
+    # Waiters for the follower to reach the log's current end (see ``caught_up``).
+    sync_requests: list[asyncio.Future] = field(default_factory=list)
+
+    async def caught_up(self, timeout: float = 10.0) -> None:
+        """Until this worker has read everything in the deployments log as of now:
+        a cut-over is judged on the fill records already written, not on a lagging copy."""
+        future = asyncio.get_running_loop().create_future()
+        self.sync_requests.append(future)
+        await asyncio.wait_for(future, timeout)
 
 
 def apply_command(plane: ControlPlane, payload: bytes | None) -> dict[str, Any]:
@@ -158,6 +167,10 @@ def register_control(app: faust.App, settings: Settings, definitions: Definition
     @app.agent(control, name="control")
     async def apply_commands(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            try:
+                await plane.caught_up()
+            except asyncio.TimeoutError:
+                log.warning("deployments log not caught up; judging the command on what was read")
             result = apply_command(plane, event.message.value)
             if result["result"] == "applied":
                 state = result["state"]
@@ -186,12 +199,22 @@ async def follow(plane: ControlPlane, app: faust.App) -> None:
     try:
         partitions = sorted(consumer.assignment())
         ends = await consumer.end_offsets(partitions)
+        waiting: list[asyncio.Future] = []
         while not app.should_stop:
+            if plane.sync_requests:
+                waiting += plane.sync_requests
+                plane.sync_requests.clear()
+                ends = await consumer.end_offsets(partitions)
             for messages in (await consumer.getmany(timeout_ms=200)).values():
                 for message in messages:
                     plane.follow_record(message.value)
-            if not plane.loaded.is_set():
-                if all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
-                    plane.loaded.set()
+            if (waiting or not plane.loaded.is_set()) and all(
+                [await consumer.position(tp) >= ends[tp] for tp in partitions]
+            ):
+                plane.loaded.set()
+                for future in waiting:
+                    if not future.done():
+                        future.set_result(None)
+                waiting.clear()
     finally:
         await stop_consumer(consumer)

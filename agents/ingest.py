@@ -140,8 +140,9 @@ def _make_agent(
             message = event.message
             try:
                 backfill.at_record(runtime, message.partition, message.offset)
-                if is_control(message.headers):
-                    continue  # a backfill marker, not an event
+                if is_control(message.headers):  # a backfill marker, not an event
+                    runtime.processor.touch(runtime.stores, message.partition, message.offset)
+                    continue
                 checked = validation.validate(source, message.value, settings.max_payload_bytes)
                 if isinstance(checked, validation.Rejection):
                     runtime.processor.reject(runtime.stores, message.partition, message.offset)

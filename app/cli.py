@@ -280,12 +280,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         console.print(f"[red]{exc}")
         return 2
     command = verdict.get("command", {})
-    if verdict.get("result") == "applied":
-        console.print(f"[green]applied[/]: {args.name} primary v{command.get('primary')}"
-                      + (f", shadow v{command['shadow']}" if command.get("shadow") else ""))
-        return 0
-    console.print(f"[red]{verdict.get('result')}[/]: {verdict.get('reason')}")
-    return 1
+    return _print_verdict(verdict, f"{args.name} primary v{command.get('primary')}"
+                          + (f", shadow v{command['shadow']}" if command.get("shadow") else ""))
 
 
 def cmd_views(args: argparse.Namespace) -> int:

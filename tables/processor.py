@@ -92,19 +92,38 @@ class SourceProcessor:
         """Views defined but not yet filled on a partition that has history.
 
         A partition seen for the first time starts every view at once; a view
-        added later must be filled from the log before it is applied (backfill)."""
+        added later must be filled from the log before it is applied (backfill).
+        A clock from before live views were recorded has its established
+        (bare-named) versions live."""
         if not clock:
             return []
-        live = clock.get("live") or {}
+        live = clock.get("live")
+        if live is None:
+            return [v for v in self.views if v.ref != v.name]
         return [v for v in self.views if v.state_key not in live]
 
+    def touch(self, stores: Stores, partition: int, offset: int) -> None:
+        """Take a record that is not an event (a backfill marker): only its offset counts."""
+        clock_key = self.clock_key(partition)
+        if stores.clocks.get(clock_key) is not None:
+            clock = self._clock(stores, clock_key, offset)
+            clock["offset"] = offset
+            stores.clocks[clock_key] = clock
+
     def _clock(self, stores: Stores, clock_key: str, offset: int | None) -> dict[str, Any]:
-        return stores.clocks.get(clock_key) or {
-            "lanes": {},
-            "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
-            "offset": None,
-            "live": {v.state_key: offset or 0 for v in self.views},
-        }
+        clock = stores.clocks.get(clock_key)
+        if clock is None:
+            return {
+                "lanes": {},
+                "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
+                "offset": None,
+                "live": {v.state_key: offset or 0 for v in self.views},
+            }
+        if "live" not in clock:
+            # Written before live views were recorded, when a view had one
+            # version: its established versions are live, newer ones are filled.
+            clock["live"] = {v.state_key: 0 for v in self.views if v.ref == v.name}
+        return clock
 
     def _decide(
         self, stores: Stores, lane_key: str, clock: dict[str, Any], lane_clock: dict[str, Any],

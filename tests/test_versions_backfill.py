@@ -120,8 +120,15 @@ def test_a_partition_seen_for_the_first_time_starts_every_view() -> None:
     _take(processor, stores, LogRecord(0, 7, json.dumps({"event_id": "a", "t": 1_700_000_000_000, "k": "a", "v": 1}).encode()))
     clock = stores.clocks[processor.clock_key(0)]
     assert clock["live"] == {V1.state_key: 7, V2.state_key: 7} and clock["offset"] == 7
-    # A clock written before views were tracked fills everything again: never serve an unfilled view.
-    assert processor.pending({"lanes": {}, "counts": {}}) == [V1, V2]
+    # A clock written before live views were recorded: established versions are live, newer ones filled.
+    legacy = {"lanes": {}, "counts": {"applied": 1, "late": 0, "duplicate": 0, "invalid": 0}}
+    assert processor.pending(legacy) == [V2]
+    stores.clocks[processor.clock_key(1)] = legacy
+    processor.touch(stores, 1, 3)  # a marker: the clock learns its offset, nothing is counted
+    clock = stores.clocks[processor.clock_key(1)]
+    assert clock["offset"] == 3 and clock["live"] == {V1.state_key: 0} and clock["counts"] == legacy["counts"]
+    processor.touch(stores, 2, 5)  # no clock, nothing to take
+    assert processor.clock_key(2) not in stores.clocks
 
 
 def test_replay_skips_backfill_markers() -> None:
