@@ -193,6 +193,10 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_path(out)
     labels_path = Path(args.labels)
+    if not labels_path.is_file():
+        console.print(f"[red]no labels file {labels_path}[/]: give a .csv, .jsonl or .parquet file with a time "
+                      "column and the views' entity columns")
+        return 2
     if labels_path.suffix == ".csv":
         labels = pd.read_csv(labels_path)
     else:
