@@ -16,6 +16,13 @@ a version added to the feature module), it fills it:
 3. on an idle partition the job writes a control marker into the partition so
    the agent reaches that point anyway (agents and replay skip markers).
 
+A re-keyed log added later (a view on an entity its source was never keyed by)
+is fed the same way: ``featurestream backfill`` writes the parent's history
+into it, merged across partitions by event time, through a recorded offset per
+partition; the job then forwards the applied records after that offset, up to
+the agent, waits for Kafka to acknowledge them, and hands over, so each
+partition's records reach the re-keyed log once and in order.
+
 The job's decision counts must equal the agent's at the handover, since both
 took the same records: a mismatch fails the fill rather than serve a state a
 replay would not reproduce.  Progress and outcome go to the control plane
@@ -33,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
 
 from agents.control_plane import FAILED, FILLING, LIVE, ControlPlane, fill_key, now_iso
@@ -41,8 +48,8 @@ from agents.validation import Valid, validate
 from app.log_reader import start_consumer, stop_consumer
 from app.settings import Settings
 from tables.dsl import FeatureView
-from tables.processor import SourceProcessor, Stores
-from tables.replay import CONTROL_HEADER, is_control, lane_of
+from tables.processor import APPLIED, SourceProcessor, Stores, forward_key
+from tables.replay import CONTROL_HEADER, LANE_HEADER, is_control, lane_of
 
 if TYPE_CHECKING:
     from agents.ingest import SourceRuntime
@@ -57,10 +64,13 @@ YIELD_EVERY = 500  # records taken between two turns of the event loop, so the a
 class FillJob:
     runtime: "SourceRuntime"
     partition: int
-    views: list[FeatureView]
+    views: list[FeatureView]  # to install at the handover
+    forwards: dict[str, int]  # re-keyed log -> offset its written history goes through
+    fields: dict[str, str]  # re-keyed log -> the field it is keyed by
     stores: Stores
     processor: SourceProcessor
     through: int | None = None  # last offset taken
+    ready: int | None = None  # last offset whose outputs are acknowledged: the handover point
     end: int = 0  # end of the log when the job started, for progress
     status: str = FILLING
     detail: str | None = None
@@ -69,29 +79,47 @@ class FillJob:
     task: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, runtime: "SourceRuntime", partition: int, views: list[FeatureView]) -> "FillJob":
-        return cls(runtime, partition, views, Stores.in_memory(views), SourceProcessor(runtime.source, views))
+    def start(cls, runtime: "SourceRuntime", partition: int, views: list[FeatureView],
+              forwards: dict[str, int], fields: dict[str, str]) -> "FillJob":
+        # Late and duplicate decisions depend on the views' history horizon, which
+        # every view of a source shares: the views to fill suffice, else all of them.
+        replayed = views or runtime.views
+        processor = SourceProcessor(runtime.source, replayed, tuple(forwards))
+        return cls(runtime, partition, views, forwards, fields, Stores.in_memory(replayed), processor)
 
     @property
     def clock_key(self) -> str:
         return self.runtime.processor.clock_key(self.partition)
 
+    @property
+    def keys(self) -> list[str]:
+        """What goes live at the handover: view state keys and re-keyed logs."""
+        return [v.state_key for v in self.views] + [forward_key(d) for d in self.forwards]
+
     def agent_offset(self) -> int | None:
         clock = self.runtime.stores.clocks.get(self.clock_key) or {}
         return clock.get("offset")
 
-    def take(self, message: Any, max_payload_bytes: int) -> None:
-        """One record through the same path the agent took it."""
+    def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
+        """One record through the same path the agent took it; returns what it
+        forwards to re-keyed logs: (log, key, value)."""
+        out: list[tuple[str, bytes, bytes]] = []
         if is_control(message.headers):
             self.processor.touch(self.stores, self.partition, message.offset)
         else:
             checked = validate(self.runtime.source, message.value, max_payload_bytes)
             if isinstance(checked, Valid):
-                self.processor.process(self.stores, self.partition, checked.record, checked.time_ms,
-                                       lane_of(message.headers), message.offset)
+                outcome = self.processor.process(self.stores, self.partition, checked.record, checked.time_ms,
+                                                 lane_of(message.headers), message.offset)
+                if outcome.status == APPLIED:
+                    for derived, history_through in self.forwards.items():
+                        entity = checked.record.get(self.fields[derived])
+                        if message.offset > history_through and entity is not None:
+                            out.append((derived, str(entity).encode(), message.value))
             else:
                 self.processor.reject(self.stores, self.partition, message.offset)
         self.through = message.offset
+        return out
 
 
 class Backfill:
@@ -122,7 +150,7 @@ class Backfill:
     def at_record(self, runtime: "SourceRuntime", partition: int, offset: int) -> None:
         """Called by the agent before it takes a record (or a marker) of ``partition``."""
         job = self.jobs.get((runtime.source.name, partition))
-        if job is None or job.status != FILLING or job.through is None or job.through != job.agent_offset():
+        if job is None or job.status != FILLING or job.ready is None or job.ready != job.agent_offset():
             return
         self._install(job, offset)
 
@@ -134,25 +162,26 @@ class Backfill:
             job.status, job.detail = FAILED, (
                 f"replayed counts {mine.get('counts')} differ from the agent's {clock and clock.get('counts')}"
             )
-            log.error("fill of %s partition %s failed: %s", [v.ref for v in job.views], job.partition, job.detail)
+            log.error("fill of %s partition %s failed: %s", job.keys, job.partition, job.detail)
             self._report(job)
             return
         for view in job.views:
             table = stores.views[view.state_key]
             for entity, state in job.stores.views[view.state_key].items():
                 table[entity] = state
-            clock["live"][view.state_key] = offset
+        for key in job.keys:
+            clock["live"][key] = offset
         stores.clocks[job.clock_key] = clock
         job.status, job.live_from = LIVE, offset
-        log.info("%s live on %s partition %s from offset %s",
-                 [v.ref for v in job.views], job.runtime.source.name, job.partition, offset)
+        log.info("%s live on %s partition %s from offset %s", job.keys, job.runtime.source.name, job.partition, offset)
         self._report(job)
 
     # -- in the background -------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Start a job for each owned partition with a view to fill; drop jobs
-        of partitions this worker no longer owns; announce live views."""
+        """Start a job for each owned partition with a view to fill or a
+        re-keyed log to feed; drop jobs of partitions this worker no longer
+        owns; announce what is live."""
         from app.web import is_ready
 
         if not self.plane.loaded.is_set() or not is_ready(self.app):
@@ -174,25 +203,32 @@ class Backfill:
                 clock = runtime.stores.clocks.get(runtime.processor.clock_key(partition))
                 if not clock:
                     continue
-                self._announce_live(runtime, partition, clock)
+                self._announce(runtime, partition, clock)
                 pending = runtime.processor.pending(clock)
-                if pending and clock.get("offset") is None and key not in self.touched:
-                    # A clock from an older version has no offset: a marker gets one.
-                    self.touched.add(key)
-                    self._mark(runtime.source.name, partition, "offset")
-                elif pending and clock.get("offset") is not None:
-                    job = self.jobs[key] = FillJob.start(runtime, partition, pending)
-                    job.task = asyncio.ensure_future(self._run(job))
-                    log.info("filling %s on %s partition %s", [v.ref for v in pending], name, partition)
+                # A re-keyed log is fed once its history is written through a known offset.
+                forwards = {d: h["through"] for d in runtime.processor.pending_forwards(clock)
+                            if (h := self.plane.histories.get((d, partition))) is not None}
+                if not pending and not forwards:
+                    continue
+                if clock.get("offset") is None:
+                    if key not in self.touched:  # a clock from an older version: a marker gets its offset
+                        self.touched.add(key)
+                        self._mark(name, partition, "offset")
+                    continue
+                fields = {d: self.runtimes[d].source.key for d in forwards}
+                job = self.jobs[key] = FillJob.start(runtime, partition, pending, forwards, fields)
+                job.task = asyncio.ensure_future(self._run(job))
+                log.info("filling %s on %s partition %s", job.keys, name, partition)
 
     def _drop(self, key: tuple[str, int]) -> None:
         job = self.jobs.pop(key)
         if job.task is not None and not job.task.done():
             job.task.cancel()
 
-    def _announce_live(self, runtime: "SourceRuntime", partition: int, clock: dict[str, Any]) -> None:
-        """Views live since a partition's first event are announced once, so a
-        cut-over knows which partitions hold events."""
+    def _announce(self, runtime: "SourceRuntime", partition: int, clock: dict[str, Any]) -> None:
+        """What a partition has live since its first event is announced once, so
+        a cut-over knows which partitions hold events; so is a re-keyed log that
+        waits for its history."""
         if (runtime.source.name, partition) in self.announced:
             return
         self.announced.add((runtime.source.name, partition))
@@ -200,23 +236,35 @@ class Backfill:
             log.warning("%s partition %s was written by a version that did not record which views are live: "
                         "taking the established version of each view as filled (`make clean` rebuilds from the log)",
                         runtime.source.name, partition)
-            pending = {v.state_key for v in runtime.processor.pending(clock)}
-            clock = {**clock, "live": {v.state_key: 0 for v in runtime.views if v.state_key not in pending}}
+        live = runtime.processor.live_of(clock)
         for view in runtime.views:
-            live_from = (clock.get("live") or {}).get(view.state_key)
             known = self.plane.fills.get((view.state_key, partition)) or {}
-            if live_from is not None and known.get("status") != LIVE:
-                self._send(view, runtime, partition, {"status": LIVE, "live_from": live_from})
+            if live.get(view.state_key) is not None and known.get("status") != LIVE:
+                self._send(view.state_key, runtime, partition, _about(view),
+                           {"status": LIVE, "live_from": live[view.state_key]})
+        for derived in runtime.processor.forwards:
+            key = forward_key(derived)
+            known = self.plane.fills.get((key, partition)) or {}
+            if live.get(key) is not None and known.get("status") != LIVE:
+                self._send(key, runtime, partition, {"derived": derived}, {"status": LIVE, "live_from": live[key]})
+            elif live.get(key) is None and known.get("status") is None:
+                self._send(key, runtime, partition, {"derived": derived}, {
+                    "status": FILLING, "detail": f"waiting for its history: featurestream backfill (a view on {derived})"})
 
     async def _run(self, job: FillJob) -> None:
         tp = TopicPartition(self.settings.events_topic(job.runtime.source.name), job.partition)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
                                     max_partition_fetch_bytes=4 * 1024 * 1024, **self.settings.kafka_security())
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=20,
+                                    **self.settings.kafka_security()) if job.forwards else None
         await start_consumer(consumer)
         try:
+            if producer is not None:
+                await producer.start()
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             job.end = (await consumer.end_offsets([tp]))[tp]
+            lane = [(LANE_HEADER, str(job.partition).encode())]
             buffer: deque = deque()
             reported = 0.0
             while job.status == FILLING:
@@ -224,14 +272,19 @@ class Backfill:
                 taken = 0
                 # Never past the agent: the handover is at the agent's next record.
                 while buffer and agent_offset is not None and buffer[0].offset <= agent_offset:
-                    job.take(buffer.popleft(), self.settings.max_payload_bytes)
+                    for derived, key, value in job.take(buffer.popleft(), self.settings.max_payload_bytes):
+                        await producer.send(self.settings.events_topic(derived), value, key=key, headers=lane)
                     taken += 1
                     if taken % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
-                if job.through is not None and job.through == agent_offset:
+                if job.through != job.ready:
+                    if producer is not None:
+                        await producer.flush()  # forwarded records are in their logs before the handover
+                    job.ready = job.through
+                if job.ready is not None and job.ready == agent_offset:
                     if not job.marker_sent:
                         job.marker_sent = True
-                        self._mark(job.runtime.source.name, job.partition, "fill", [v.ref for v in job.views])
+                        self._mark(job.runtime.source.name, job.partition, "fill", job.keys)
                     await asyncio.sleep(0.1)
                 elif not buffer or (agent_offset is not None and buffer[-1].offset < agent_offset):
                     batch = await consumer.getmany(tp, timeout_ms=200, max_records=5000)
@@ -248,27 +301,32 @@ class Backfill:
             job.status, job.detail = FAILED, f"{type(exc).__name__}: {exc}"
             self._report(job)
         finally:
+            if producer is not None:
+                await producer.stop()
             await stop_consumer(consumer)
 
-    def _mark(self, source: str, partition: int, reason: str, views: list[str] | None = None) -> None:
+    def _mark(self, source: str, partition: int, reason: str, keys: list[str] | None = None) -> None:
         """A record that is not an event, so an idle partition's agent takes one more record."""
-        body = {"fs_control": reason, "views": views or [], "at": now_iso()}
+        body = {"fs_control": reason, "for": keys or [], "at": now_iso()}
         self.topics[source].send_soon(
             key=None, value=json.dumps(body).encode(), partition=partition,
             headers=[(CONTROL_HEADER, reason.encode())],
         )
 
     def _report(self, job: FillJob) -> None:
+        status = {"status": job.status, "through": job.through, "end": job.end,
+                  "live_from": job.live_from, "detail": job.detail}
         for view in job.views:
-            self._send(view, job.runtime, job.partition, {
-                "status": job.status, "through": job.through, "end": job.end,
-                "live_from": job.live_from, "detail": job.detail,
-            })
+            self._send(view.state_key, job.runtime, job.partition, _about(view), status)
+        for derived in job.forwards:
+            self._send(forward_key(derived), job.runtime, job.partition, {"derived": derived}, status)
 
-    def _send(self, view: FeatureView, runtime: "SourceRuntime", partition: int, status: dict[str, Any]) -> None:
-        record = {"kind": "fill", "view": view.name, "version": view.version, "ref": view.ref,
-                  "state_key": view.state_key, "source": runtime.source.name, "partition": partition,
-                  "worker": str(self.app.conf.canonical_url), "at": now_iso(), **status}
-        self.plane.topic.send_soon(key=fill_key(view.state_key, partition).encode(),
-                                   value=json.dumps(record).encode())
+    def _send(self, key: str, runtime: "SourceRuntime", partition: int, about: dict[str, Any],
+              status: dict[str, Any]) -> None:
+        record = {"kind": "fill", "state_key": key, "source": runtime.source.name, "partition": partition,
+                  "worker": str(self.app.conf.canonical_url), "at": now_iso(), **about, **status}
+        self.plane.topic.send_soon(key=fill_key(key, partition).encode(), value=json.dumps(record).encode())
 
+
+def _about(view: FeatureView) -> dict[str, Any]:
+    return {"view": view.name, "version": view.version, "ref": view.ref}

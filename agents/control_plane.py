@@ -5,7 +5,11 @@
 - ``<model>``: a model's deployment (primary, shadow, previous), see ``agents.scoring``;
 - ``view:<name>``: the version of a view that answers to its bare name (cut-over);
 - ``fill:<state_key>:<partition>``: whether a view version is filled on a
-  partition and from which offset it is applied live, see ``agents.backfill``.
+  partition and from which offset it is applied live, see ``agents.backfill``;
+  ``fill:fwd:<derived>:<partition>`` the same for a re-keyed log fed by that
+  partition;
+- ``history:<derived>:<partition>``: the parent partition's history, re-keyed
+  into a new derived log by ``featurestream backfill``, through which offset.
 
 Commands arrive on ``fs.control``; the control agent checks each one, writes
 the accepted state here and an audit record either way, so a refused command
@@ -27,6 +31,7 @@ import faust
 from app.settings import Settings
 from tables.definitions import DefinitionError, Definitions
 from tables.dsl import FeatureView
+from tables.processor import forward_key
 
 if TYPE_CHECKING:
     from agents.scoring import ScoringRuntime
@@ -48,6 +53,10 @@ def fill_key(state_key: str, partition: int) -> str:
     return f"fill:{state_key}:{partition}"
 
 
+def history_key(derived: str, partition: int) -> str:
+    return f"history:{derived}:{partition}"
+
+
 @dataclass
 class ControlState:
     """What the deployments log says, as plain data (workers and the command line)."""
@@ -56,6 +65,7 @@ class ControlState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)  # view name -> accepted cut-over
     fills: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (state_key, partition) -> status
+    histories: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (derived, partition) -> written
 
     def follow_record(self, value: bytes | None) -> None:
         """One record of the deployments log into this worker's snapshot."""
@@ -69,6 +79,8 @@ class ControlState:
             self.views[state["view"]] = state
         elif kind == "fill":
             self.fills[(state["state_key"], state["partition"])] = state
+        elif kind == "history":
+            self.histories[(state["derived"], state["partition"])] = state
         elif "model" in state:
             self.models[state["model"]] = state
 
@@ -80,10 +92,29 @@ class ControlState:
 
     def fill_status(self, view: FeatureView) -> dict[int, dict[str, Any]]:
         """partition -> last fill status of ``view``, for every partition of its
-        source that has ever held an event (the others start every view live)."""
-        partitions = {p for (_, p), s in self.fills.items() if s.get("source") == view.source.name}
+        source that has ever held an event (the others start every view live).
+        A view on a re-keyed log is filling everywhere until every partition of
+        the parent feeds that log (its history re-keyed first)."""
+        status = self._status(view.state_key, view.source.name)
+        if view.source.parent is not None:
+            missing = self.unfed(view.source.name, view.source.parent)
+            if missing:
+                detail = f"{view.source.parent} partitions {missing} do not feed {view.source.name} yet"
+                status = {p: {**s, "status": FILLING, "detail": detail} if s["status"] == LIVE else s
+                          for p, s in status.items()} or {-1: {"status": FILLING, "partition": -1, "through": None,
+                                                               "end": None, "detail": detail}}
+        return status
+
+    def unfed(self, derived: str, parent: str) -> list[int]:
+        """Partitions of ``parent`` whose worker said they do not feed ``derived`` yet."""
+        key = forward_key(derived)
+        return sorted(p for (k, p), s in self.fills.items()
+                      if k == key and s.get("source") == parent and s.get("status") != LIVE)
+
+    def _status(self, key: str, source: str) -> dict[int, dict[str, Any]]:
+        partitions = {p for (_, p), s in self.fills.items() if s.get("source") == source}
         return {
-            p: self.fills.get((view.state_key, p)) or {"status": FILLING, "partition": p, "through": None, "end": None}
+            p: self.fills.get((key, p)) or {"status": FILLING, "partition": p, "through": None, "end": None}
             for p in sorted(partitions)
         }
 
@@ -153,6 +184,8 @@ def state_key_of(state: dict[str, Any]) -> str:
         return f"view:{state['view']}"
     if state.get("kind") == "fill":
         return fill_key(state["state_key"], state["partition"])
+    if state.get("kind") == "history":
+        return history_key(state["derived"], state["partition"])
     return state["model"]
 
 

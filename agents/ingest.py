@@ -101,14 +101,15 @@ def register_ingest(
             clocks=JsonMapping(_table(app, f"clock.{source.name}", settings.partitions, "partition clocks")),
             seen=JsonMapping(_table(app, f"seen.{source.name}", settings.partitions, "recent event ids")),
         )
-        runtime = SourceRuntime(source, views, SourceProcessor(source, views), stores, view_tables)
+        derived = definitions.derived_of(source.name)
+        processor = SourceProcessor(source, views, tuple(d.name for d in derived))
+        runtime = SourceRuntime(source, views, processor, stores, view_tables)
         runtimes[source.name] = runtime
         topic = app.topic(settings.events_topic(source.name), key_type=bytes, value_type=bytes)
         features_topic = app.topic(settings.topic(f"features.{source.name}"), key_type=bytes, value_type=bytes)
-        forwards = [
-            (derived.key, app.topic(settings.events_topic(derived.name), key_type=bytes, value_type=bytes))
-            for derived in definitions.derived_of(source.name)
-        ]
+        forwards = {
+            d.name: (d.key, app.topic(settings.events_topic(d.name), key_type=bytes, value_type=bytes)) for d in derived
+        }
         app.agent(topic, name=f"ingest.{source.name}")(
             _make_agent(runtime, settings, dlq, features_topic, forwards, metrics, plane, backfill, scoring)
         )
@@ -120,7 +121,7 @@ def _make_agent(
     settings: Settings,
     dlq: faust.TopicT,
     features_topic: faust.TopicT,
-    forwards: list[tuple[str, faust.TopicT]],
+    forwards: dict[str, tuple[str, faust.TopicT]],
     metrics: Metrics,
     plane: ControlPlane,
     backfill: Backfill,
@@ -194,7 +195,8 @@ def _make_agent(
         # original bytes, so their agent validates and decides the same way,
         # and the partition they came from, the lane they are ordered in.
         lane_header = [(LANE_HEADER, str(message.partition).encode())]
-        for field, forward in forwards:
+        for derived in outcome.forwards:  # a log whose history is still being written gets nothing yet
+            field, forward = forwards[derived]
             entity = record.get(field)
             if entity is not None:
                 forward.send_soon(key=str(entity).encode(), value=message.value, headers=lane_header)

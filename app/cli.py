@@ -45,7 +45,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or settings.home / "worker").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     created = ensure_topics_sync(settings, list(definitions.sources))
-    _warn_new_rekeyed_logs(settings, definitions, created)
+    _note_new_rekeyed_logs(settings, definitions, created)
     runtime = create_app(settings, definitions, data_dir, args.web_port or settings.web_port, args.web_host)
     class QuietWorker(Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -57,9 +57,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definitions, created: list[str]) -> None:
+def _note_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definitions, created: list[str]) -> None:
     """A view on an entity its source was never keyed by before gets a re-keyed
-    log that starts now: say so, since its history is not filled (docs/features.md)."""
+    log that starts empty: say what fills it."""
     from app.log_reader import topic_size
 
     for derived in definitions.sources.values():
@@ -70,9 +70,9 @@ def _warn_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definit
         if parent_events:
             views = ", ".join(v.ref for v in definitions.views_of(derived.name))
             console.print(
-                f"[yellow]warning[/]: {views} read {derived.name}, a re-keyed log created now; the "
-                f"{parent_events:,} records already in {derived.parent} are not re-keyed into it, so these "
-                "views start from the next event (see docs/features.md, 'Versions and backfill')"
+                f"[yellow]note[/]: {views} read {derived.name}, a re-keyed log created now over the "
+                f"{parent_events:,} records already in {derived.parent}; they serve once "
+                f"`featurestream backfill {definitions.views_of(derived.name)[0].name}` has written that history"
             )
 
 
@@ -337,6 +337,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     versions = definitions.versions(args.view)
     version = args.version if args.version is not None else max(versions)
     view = definitions.version(args.view, version)
+    if view.source.parent is not None:  # a view on a re-keyed log: the log needs its history first
+        from app.rekey import rekey_history
+
+        done, detail = asyncio.run(rekey_history(settings, definitions, view.source, console, args.stall_seconds))
+        console.print(detail if done else f"[red]{detail}")
+        if not done:
+            return 1
     outcome = asyncio.run(watch_fill(settings, definitions, view, console, args.stall_seconds))
     if not outcome.filled:
         console.print(f"[red]{view.name} v{view.version} is not filled[/]: {outcome.detail}")

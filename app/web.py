@@ -79,6 +79,14 @@ def register(runtime: "Runtime") -> None:
                 return self.json(routed, status=status)
             partition = key_partition(entity, runtime.settings.partitions)
             clock = source.stores.clocks.get(source.processor.clock_key(partition))
+            source_def = definition.source
+            unfed = plane.unfed(source_def.name, source_def.parent) if source_def.parent else []
+            if unfed:
+                return self.json(error_body(
+                    "view_filling",
+                    f"{view} reads {source_def.name}, whose history from {source_def.parent} partitions {unfed} "
+                    f"is not written yet: `featurestream backfill {view}` writes it; it serves once filled",
+                ), status=503)
             if definition.state_key in {v.state_key for v in source.processor.pending(clock)}:
                 progress = plane.fill_status(definition).get(partition) or {}
                 return self.json(error_body(

@@ -28,6 +28,8 @@ class Outcome:
     # view ref -> feature values served for this event (before it is applied);
     # only views live on the partition (a view still being filled is absent)
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # re-keyed logs this applied event goes to (those live on the partition)
+    forwards: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -56,9 +58,12 @@ class SourceProcessor:
     (never against a faster lane) and tiles are kept back to the slowest lane.
     """
 
-    def __init__(self, source: Source, views: list[FeatureView]) -> None:
+    def __init__(self, source: Source, views: list[FeatureView], forwards: tuple[str, ...] = ()) -> None:
         self.source = source
         self.views = [v for v in views if v.source.name == source.name]
+        # Re-keyed logs fed from this source: like views, each is live on a
+        # partition from an offset, and one added later needs its history.
+        self.forwards = forwards
         self.windows = {v.state_key: ViewWindows(v, source.history_ms) for v in self.views}
 
     def process(
@@ -97,10 +102,26 @@ class SourceProcessor:
         (bare-named) versions live."""
         if not clock:
             return []
+        live = self.live_of(clock)
+        return [v for v in self.views if v.state_key not in live]
+
+    def pending_forwards(self, clock: dict[str, Any] | None) -> list[str]:
+        """Re-keyed logs this partition does not feed yet (their history is still to be written)."""
+        if not clock:
+            return []
+        live = self.live_of(clock)
+        return [d for d in self.forwards if forward_key(d) not in live]
+
+    def live_of(self, clock: dict[str, Any]) -> dict[str, int]:
+        """What is live on a partition, and from which offset."""
         live = clock.get("live")
         if live is None:
-            return [v for v in self.views if v.ref != v.name]
-        return [v for v in self.views if v.state_key not in live]
+            # Written before live views were recorded, when a view had one
+            # version and every re-keyed log was fed from the start: the
+            # established versions are live, newer ones are to be filled.
+            live = {v.state_key: 0 for v in self.views if v.ref == v.name}
+            live.update({forward_key(d): 0 for d in self.forwards})
+        return live
 
     def touch(self, stores: Stores, partition: int, offset: int) -> None:
         """Take a record that is not an event (a backfill marker): only its offset counts."""
@@ -117,13 +138,13 @@ class SourceProcessor:
                 "lanes": {},
                 "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
                 "offset": None,
-                "live": {v.state_key: offset or 0 for v in self.views},
+                "live": {key: offset or 0 for key in self._live_keys()},
             }
-        if "live" not in clock:
-            # Written before live views were recorded, when a view had one
-            # version: its established versions are live, newer ones are filled.
-            clock["live"] = {v.state_key: 0 for v in self.views if v.ref == v.name}
+        clock["live"] = self.live_of(clock)
         return clock
+
+    def _live_keys(self) -> list[str]:
+        return [v.state_key for v in self.views] + [forward_key(d) for d in self.forwards]
 
     def _decide(
         self, stores: Stores, lane_key: str, clock: dict[str, Any], lane_clock: dict[str, Any],
@@ -154,7 +175,7 @@ class SourceProcessor:
             time_ms if c is lane_clock and (c["max"] is None or time_ms > c["max"]) else c["max"]
             for c in clock["lanes"].values()
         )
-        outcome = Outcome(APPLIED, time_ms)
+        outcome = Outcome(APPLIED, time_ms, forwards=[d for d in self.forwards if forward_key(d) in live])
         for view in views:
             windows = self.windows[view.state_key]
             state = states[view.state_key]
@@ -175,6 +196,11 @@ class SourceProcessor:
                 stores.seen.pop(f"{lane_key}:{bucket}", None)
         lane_clock["max"] = time_ms
         lane_clock["pruned"] = horizon
+
+
+def forward_key(derived: str) -> str:
+    """A re-keyed log's entry in a clock's ``live`` map (view entries are state keys)."""
+    return f"fwd:{derived}"
 
 
 def stream_time(clock: dict[str, Any] | None) -> int | None:

@@ -68,9 +68,11 @@ def replay(
     max_payload_bytes: int,
     counts: ReplayCounts | None = None,
     include_record: bool = False,
+    include_value: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """One row per applied event: identity, position, then every feature
-    (and, with ``include_record``, the event's own fields under ``record``)."""
+    (with ``include_record``, the event's own fields under ``record``; with
+    ``include_value``, its original bytes under ``value``)."""
     views = [v for v in views if v.source.name == source.name]
     processor = SourceProcessor(source, views)
     stores = Stores.in_memory(views)
@@ -102,4 +104,6 @@ def replay(
                 row[f"{view.ref}.{feat.name}"] = values[feat.name]
         if include_record:
             row["record"] = checked.record
+        if include_value:
+            row["value"] = record.value
         yield row

@@ -211,3 +211,50 @@ def test_cut_over_needs_the_version_filled_on_every_partition_with_events(tmp_pa
     state.follow_record(b'{"model": "m", "primary": 1}')
     state.follow_record(b"not json")
     assert state.models["m"]["primary"] == 1 and state.serving("p") == v2
+
+
+def test_a_re_keyed_log_added_later_waits_for_its_history() -> None:
+    fresh = SourceProcessor(SOURCE, [V1], forwards=("s.by_c",))
+    stores = Stores.in_memory([V1])
+    event = {"event_id": "a", "t": 1_700_000_000_000, "k": "a", "v": 1.0}
+    outcome = fresh.process(stores, 0, event, event["t"], offset=0)
+    assert outcome.forwards == ["s.by_c"]  # a partition's first event: every log is fed from the start
+    old_clock = {"lanes": {}, "counts": {"applied": 3, "late": 0, "duplicate": 0, "invalid": 0},
+                 "offset": 2, "live": {V1.state_key: 0}}
+    stores.clocks[fresh.clock_key(1)] = old_clock
+    assert fresh.pending_forwards(old_clock) == ["s.by_c"]
+    outcome = fresh.process(stores, 1, {**event, "event_id": "b"}, event["t"], offset=3)
+    assert outcome.status == "applied" and outcome.forwards == []  # nothing forwarded before its history
+    legacy = {"lanes": {}, "counts": {}}
+    assert fresh.pending_forwards(legacy) == []  # older clocks fed every log they had
+
+
+def test_history_is_merged_by_event_time_keeping_each_partition_in_order() -> None:
+    from app.rekey import merged_by_time
+
+    rows = {
+        0: [{"event_time_ms": t, "id": f"0-{i}"} for i, t in enumerate([10, 30, 20, 50])],  # out of order inside
+        1: [{"event_time_ms": t, "id": f"1-{i}"} for i, t in enumerate([15, 25, 60])],
+    }
+    merged = merged_by_time(rows)
+    assert [row["id"] for _, row in merged] == ["0-0", "1-0", "1-1", "0-1", "0-2", "0-3", "1-2"]
+    for lane in rows:
+        assert [row["id"] for l, row in merged if l == lane] == [row["id"] for row in rows[lane]]
+
+
+def test_history_is_written_only_for_partitions_whose_worker_waits_for_it() -> None:
+    from app.rekey import plan
+
+    derived = SOURCE.keyed_by("v")
+    state = ControlState(defs.Definitions("m", {"s": SOURCE, derived.name: derived}, {}))
+    key = f"fwd:{derived.name}"
+    for partition, status in ((0, "filling"), (1, "live"), (3, "filling")):
+        state.follow_record(json.dumps({"kind": "fill", "state_key": key, "source": "s",
+                                        "partition": partition, "status": status}).encode())
+    state.follow_record(json.dumps({"kind": "history", "derived": derived.name, "partition": 3,
+                                    "through": 9}).encode())
+    sizes = {0: (0, 40), 1: (0, 12), 2: (0, 0), 3: (0, 10), 4: (0, 7)}
+    rekey = plan(state, sizes, derived, SOURCE)
+    # 0 waits for it; 1 is fed live; 2 has no events; 3 has it already; 4 has not said yet
+    assert rekey.ends == {0: 40} and rekey.waiting == [4]
+    assert state.unfed(derived.name, "s") == [0, 3]

@@ -8,9 +8,11 @@ the partitions are idle (the fill reaches its handover through markers) and
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -159,4 +161,48 @@ def test_a_version_added_to_idle_partitions_is_filled_and_cut_over(deployment: D
     markers = [m for m in consume_all(worker.settings, topic) if is_control(m.headers)]
     assert markers
     assert worker.counts("departures") == applied_before
+
+
+def departures_by_dest(worker: Worker) -> Counter:
+    topic = worker.settings.events_topic("departures")
+    return Counter(json.loads(m.value)["dest"] for m in consume_all(worker.settings, topic) if not is_control(m.headers))
+
+
+def test_a_view_on_a_new_entity_gets_its_history_re_keyed(deployment: Deployment, tmp_path: Path) -> None:
+    worker = deployment.worker
+    assert worker is not None  # the v3 worker, started over departures that were never keyed by dest
+    sent = departures_by_dest(worker)
+    dest, flights = sent.most_common(1)[0]
+    status, body = worker.get(f"/features/dest_departures/{dest}")
+    assert status == 503 and body["error"] == "view_filling", body  # never served without its history
+
+    result = worker.cli("backfill", "dest_departures", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the workers have applied them" in result.stderr and "dest_departures v1 is filled" in result.stderr
+    status, body = worker.get(f"/features/dest_departures/{dest}")
+    assert status == 200 and body["features"]["total"] == flights, (body, flights)  # the whole history
+
+    # Live forwarding took over where the history ends: nothing lost, nothing twice.
+    more = worker.cli("produce", "flights", "--sources", "departures", "--skip", str(FIRST + SECOND), "--limit", "600")
+    assert more.returncode == 0, more.stderr
+    worker.wait_for("departures", FIRST + SECOND + 600)
+    sent = departures_by_dest(worker)
+    counts = worker.wait_for("departures.by_dest", sum(sent.values()))
+    assert counts == {"applied": sum(sent.values()), "late": 0, "duplicate": 0, "invalid": 0}, counts
+    for name, n in sent.most_common(5):
+        status, body = worker.get(f"/features/dest_departures/{name}")
+        assert status == 200 and body["features"]["total"] == n, (name, body, n)
+
+    # And the re-keyed log replays to exactly what its agent served.
+    served = consume_until(worker.settings, worker.settings.topic("features.departures.by_dest"),
+                           lambda rows: len(rows) >= sum(sent.values()))
+    out = tmp_path / "by_dest.jsonl"
+    replayed = worker.cli("replay", "--source", "departures.by_dest", "--from-topic", "--out", str(out))
+    assert replayed.returncode == 0, replayed.stderr
+    expected = {(r["partition"], r["offset"]): r for r in read_rows(out)}
+    assert len(served) == len(expected) == sum(sent.values())
+    for record in served:
+        row = expected[(record["partition"], record["offset"])]
+        for name, value in record["features"]["dest_departures"].items():
+            assert value == row[f"dest_departures.{name}"] and type(value) is type(row[f"dest_departures.{name}"])
 
