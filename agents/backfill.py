@@ -82,8 +82,8 @@ class FillJob:
     def start(cls, runtime: "SourceRuntime", partition: int, views: list[FeatureView],
               forwards: dict[str, int], fields: dict[str, str]) -> "FillJob":
         # Late and duplicate decisions depend on the views' history horizon, which
-        # every view of a source shares: the views to fill suffice, else all of them.
-        replayed = views or runtime.views
+        # every view of a source shares: the views to fill suffice, else any one.
+        replayed = views or runtime.views[:1]
         processor = SourceProcessor(runtime.source, replayed, tuple(forwards))
         return cls(runtime, partition, views, forwards, fields, Stores.in_memory(replayed), processor)
 
