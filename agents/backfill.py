@@ -44,12 +44,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
 
 from agents.control_plane import FAILED, FILLING, LIVE, ControlPlane, fill_key, now_iso
-from agents.validation import Valid, validate
 from app.log_reader import start_consumer, stop_consumer
 from app.settings import Settings
 from tables.dsl import FeatureView
 from tables.processor import APPLIED, SourceProcessor, Stores, forward_key
-from tables.replay import CONTROL_HEADER, LANE_HEADER, is_control, lane_of
+from tables.replay import CONTROL_HEADER, LANE_HEADER, LogRecord, is_control, lane_of, take
 
 if TYPE_CHECKING:
     from agents.ingest import SourceRuntime
@@ -103,22 +102,17 @@ class FillJob:
     def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
         """One record through the same path the agent took it; returns what it
         forwards to re-keyed logs: (log, key, value)."""
-        out: list[tuple[str, bytes, bytes]] = []
-        if is_control(message.headers):
-            self.processor.touch(self.stores, self.partition, message.offset)
-        else:
-            checked = validate(self.runtime.source, message.value, max_payload_bytes)
-            if isinstance(checked, Valid):
-                outcome = self.processor.process(self.stores, self.partition, checked.record, checked.time_ms,
-                                                 lane_of(message.headers), message.offset)
-                if outcome.status == APPLIED:
-                    for derived, history_through in self.forwards.items():
-                        entity = checked.record.get(self.fields[derived])
-                        if message.offset > history_through and entity is not None:
-                            out.append((derived, str(entity).encode(), message.value))
-            else:
-                self.processor.reject(self.stores, self.partition, message.offset)
+        record = LogRecord(self.partition, message.offset, message.value, lane_of(message.headers),
+                           is_control(message.headers))
+        checked, outcome = take(self.processor, self.stores, record, max_payload_bytes)
         self.through = message.offset
+        if checked is None or outcome is None or outcome.status != APPLIED:
+            return []
+        out = []
+        for derived, history_through in self.forwards.items():
+            entity = checked.record.get(self.fields[derived])
+            if message.offset > history_through and entity is not None:
+                out.append((derived, str(entity).encode(), message.value))
         return out
 
 

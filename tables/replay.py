@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 
 from agents.validation import Valid, validate
 from tables.dsl import FeatureView, Source
-from tables.processor import APPLIED, SourceProcessor, Stores
+from tables.processor import APPLIED, INVALID, Outcome, SourceProcessor, Stores
 
 
 LANE_HEADER = "fs-lane"
@@ -61,6 +61,24 @@ def feature_columns(views: list[FeatureView]) -> list[str]:
     return [f"{v.ref}.{f.name}" for v in views for f in v.features]
 
 
+def take(
+    processor: SourceProcessor, stores: Stores, record: LogRecord, max_payload_bytes: int
+) -> tuple[Valid | None, Outcome | None]:
+    """One record of a partition's log, as the agent takes it: a marker only
+    moves the offset on (no outcome), an invalid record is counted (outcome
+    ``invalid``, no event), an event is decided and applied."""
+    if record.control:
+        processor.touch(stores, record.partition, record.offset)
+        return None, None
+    checked = validate(processor.source, record.value, max_payload_bytes)
+    if not isinstance(checked, Valid):
+        processor.reject(stores, record.partition, record.offset)
+        return None, Outcome(INVALID, 0)
+    return checked, processor.process(
+        stores, record.partition, checked.record, checked.time_ms, record.lane, record.offset
+    )
+
+
 def replay(
     source: Source,
     views: list[FeatureView],
@@ -78,18 +96,11 @@ def replay(
     stores = Stores.in_memory(views)
     counts = counts if counts is not None else ReplayCounts()
     for record in records:
-        if record.control:
-            continue
-        checked = validate(source, record.value, max_payload_bytes)
-        if not isinstance(checked, Valid):
-            processor.reject(stores, record.partition, record.offset)
-            counts.invalid += 1
-            continue
-        outcome = processor.process(
-            stores, record.partition, checked.record, checked.time_ms, record.lane, record.offset
-        )
+        checked, outcome = take(processor, stores, record, max_payload_bytes)
+        if outcome is None:
+            continue  # a marker, not an event
         setattr(counts, outcome.status, getattr(counts, outcome.status) + 1)
-        if outcome.status != APPLIED:
+        if checked is None or outcome.status != APPLIED:
             continue
         row: dict[str, Any] = {
             "event_id": checked.record[source.id_field],

@@ -16,7 +16,7 @@ from tables import aggregations as aggs
 from tables import definitions as defs
 from tables.dsl import Feature, FeatureView, Source
 from tables.processor import SourceProcessor, Stores
-from tables.replay import CONTROL_HEADER, LogRecord, is_control, replay
+from tables.replay import CONTROL_HEADER, LogRecord, is_control, replay, take
 
 MIN = 60_000
 SOURCE = Source("s", {"event_id": "str", "t": "int", "k": "str", "v": "float"},
@@ -52,15 +52,9 @@ def _log(records: list[dict[str, Any]]) -> list[LogRecord]:
 
 
 def _take(processor: SourceProcessor, stores: Stores, record: LogRecord) -> dict[str, Any] | None:
-    """The agent's step, as replay does it (validation then the processor)."""
-    from agents.validation import Valid, validate
-
-    checked = validate(SOURCE, record.value, 1 << 20)
-    if not isinstance(checked, Valid):
-        processor.reject(stores, record.partition, record.offset)
-        return None
-    outcome = processor.process(stores, record.partition, checked.record, checked.time_ms, record.lane, record.offset)
-    return outcome.features if outcome.status == "applied" else None
+    """The agent's step, as replay and the fill job take it; the features served if applied."""
+    _, outcome = take(processor, stores, record, 1 << 20)
+    return outcome.features if outcome is not None and outcome.status == "applied" else None
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
