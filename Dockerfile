@@ -13,6 +13,8 @@ COPY app ./app
 COPY agents ./agents
 COPY tables ./tables
 COPY models ./models
+COPY kafka_plumbing ./kafka_plumbing
+COPY dev_tooling ./dev_tooling
 RUN pip install --no-cache-dir .
 
 ENV FS_HOME=/var/lib/featurestream \

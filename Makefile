@@ -19,8 +19,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/featurestream demo
 
-## Unit tests, then integration tests against a real Kafka broker the suite starts.
+## The layer contract, unit tests, then integration tests against a real Kafka broker the suite starts.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -ra
 
 unit: $(STAMP)

@@ -37,21 +37,21 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.types import TP
 
+from agents.readiness import is_ready
+from agents.source_runtime import SourceRuntime
 from agents.control_plane import FAILED, FILLING, LIVE, ControlPlane, fill_key, now_iso
-from app.log_reader import start_consumer, stop_consumer
-from app.settings import Settings
+from kafka_plumbing.log_reader import start_consumer, stop_consumer
+from kafka_plumbing.settings import Settings
 from tables.dsl import FeatureView
 from tables.processor import APPLIED, SourceProcessor, Stores, forward_key
-from tables.replay import CONTROL_HEADER, LANE_HEADER, LogRecord, is_control, lane_of, take
-
-if TYPE_CHECKING:
-    from agents.ingest import SourceRuntime
+from tables.log_record import LogRecord, control_headers, lane_headers
+from tables.replay import take
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ YIELD_EVERY = 500  # records taken between two turns of the event loop, so the a
 
 @dataclass
 class FillJob:
-    runtime: "SourceRuntime"
+    runtime: SourceRuntime
     partition: int
     views: list[FeatureView]  # to install at the handover
     forwards: dict[str, int]  # re-keyed log -> offset its written history goes through
@@ -78,7 +78,7 @@ class FillJob:
     task: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, runtime: "SourceRuntime", partition: int, views: list[FeatureView],
+    def start(cls, runtime: SourceRuntime, partition: int, views: list[FeatureView],
               forwards: dict[str, int], fields: dict[str, str]) -> "FillJob":
         # Late and duplicate decisions depend on the views' history horizon, which
         # every view of a source shares: the views to fill suffice, else any one.
@@ -102,8 +102,7 @@ class FillJob:
     def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
         """One record through the same path the agent took it; returns what it
         forwards to re-keyed logs: (log, key, value)."""
-        record = LogRecord(self.partition, message.offset, message.value, lane_of(message.headers),
-                           is_control(message.headers))
+        record = LogRecord.of(self.partition, message.offset, message.value, message.headers)
         checked, outcome = take(self.processor, self.stores, record, max_payload_bytes)
         self.through = message.offset
         if checked is None or outcome is None or outcome.status != APPLIED:
@@ -123,13 +122,13 @@ class Backfill:
         self.app = app
         self.settings = settings
         self.plane = plane
-        self.runtimes: dict[str, "SourceRuntime"] = {}
+        self.runtimes: dict[str, SourceRuntime] = {}
         self.topics: dict[str, faust.TopicT] = {}
         self.jobs: dict[tuple[str, int], FillJob] = {}
         self.announced: set[tuple[str, int]] = set()
         self.touched: set[tuple[str, int]] = set()
 
-    def watch(self, runtimes: dict[str, "SourceRuntime"]) -> None:
+    def watch(self, runtimes: dict[str, SourceRuntime]) -> None:
         """Fill the views of these sources' partitions, checking every second."""
         self.runtimes = runtimes
         self.topics = {name: self.app.topic(self.settings.events_topic(name), key_type=bytes, value_type=bytes)
@@ -141,7 +140,7 @@ class Backfill:
 
     # -- in the agent ------------------------------------------------------
 
-    def at_record(self, runtime: "SourceRuntime", partition: int, offset: int) -> None:
+    def at_record(self, runtime: SourceRuntime, partition: int, offset: int) -> None:
         """Called by the agent before it takes a record (or a marker) of ``partition``."""
         job = self.jobs.get((runtime.source.name, partition))
         if job is None or job.status != FILLING or job.ready is None or job.ready != job.agent_offset():
@@ -176,8 +175,6 @@ class Backfill:
         """Start a job for each owned partition with a view to fill or a
         re-keyed log to feed; drop jobs of partitions this worker no longer
         owns; announce what is live."""
-        from app.web import is_ready
-
         if not self.plane.loaded.is_set() or not is_ready(self.app):
             return
         assigned = self.app.assignor.assigned_actives()
@@ -219,7 +216,7 @@ class Backfill:
         if job.task is not None and not job.task.done():
             job.task.cancel()
 
-    def _announce(self, runtime: "SourceRuntime", partition: int, clock: dict[str, Any]) -> None:
+    def _announce(self, runtime: SourceRuntime, partition: int, clock: dict[str, Any]) -> None:
         """What a partition has live since its first event is announced once, so
         a cut-over knows which partitions hold events; so is a re-keyed log that
         waits for its history."""
@@ -258,7 +255,7 @@ class Backfill:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             job.end = (await consumer.end_offsets([tp]))[tp]
-            lane = [(LANE_HEADER, str(job.partition).encode())]
+            lane = lane_headers(job.partition)
             buffer: deque = deque()
             reported = 0.0
             while job.status == FILLING:
@@ -304,7 +301,7 @@ class Backfill:
         body = {"fs_control": reason, "for": keys or [], "at": now_iso()}
         self.topics[source].send_soon(
             key=None, value=json.dumps(body).encode(), partition=partition,
-            headers=[(CONTROL_HEADER, reason.encode())],
+            headers=control_headers(reason),
         )
 
     def _report(self, job: FillJob) -> None:
@@ -315,7 +312,7 @@ class Backfill:
         for derived in job.forwards:
             self._send(forward_key(derived), job.runtime, job.partition, {"derived": derived}, status)
 
-    def _send(self, key: str, runtime: "SourceRuntime", partition: int, about: dict[str, Any],
+    def _send(self, key: str, runtime: SourceRuntime, partition: int, about: dict[str, Any],
               status: dict[str, Any]) -> None:
         record = {"kind": "fill", "state_key": key, "source": runtime.source.name, "partition": partition,
                   "worker": str(self.app.conf.canonical_url), "at": now_iso(), **about, **status}

@@ -24,17 +24,16 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import faust
+from aiokafka import AIOKafkaConsumer
 
-from app.settings import Settings
+from kafka_plumbing.log_reader import stop_consumer
+from kafka_plumbing.settings import Settings
 from tables.definitions import DefinitionError, Definitions
 from tables.dsl import FeatureView
 from tables.processor import forward_key
-
-if TYPE_CHECKING:
-    from agents.scoring import ScoringRuntime
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +137,12 @@ class ControlState:
 
 @dataclass
 class ControlPlane(ControlState):
-    """A worker's control state, the topics it writes, and the scoring it drives."""
+    """A worker's control state and the topics it writes."""
 
     settings: Settings | None = None
     topic: faust.TopicT | None = None  # fs.deployments
     audit: faust.TopicT | None = None
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
-    scoring: "ScoringRuntime | None" = None  # set once built: model commands go to it
     # Waiters for the follower to reach the log's current end (see ``caught_up``).
     sync_requests: list[asyncio.Future] = field(default_factory=list)
 
@@ -156,8 +154,12 @@ class ControlPlane(ControlState):
         await asyncio.wait_for(future, timeout)
 
 
-def apply_command(plane: ControlPlane, payload: bytes | None) -> dict[str, Any]:
-    """Check one control record: the audit record, with the state to publish when applied."""
+ModelCheck = Callable[[dict[str, Any]], dict[str, Any]]  # a model command -> the state it asks for
+
+
+def apply_command(plane: ControlState, check_model: ModelCheck | None, payload: bytes | None) -> dict[str, Any]:
+    """Check one control record: the audit record, with the state to publish when applied.
+    ``check_model`` judges model commands (None: the feature module declares no models)."""
     audit: dict[str, Any] = {"type": "command", "at": now_iso()}
     try:
         command = json.loads(payload or b"")
@@ -166,10 +168,10 @@ def apply_command(plane: ControlPlane, payload: bytes | None) -> dict[str, Any]:
         audit["command"] = command
         if "view" in command:
             audit["state"] = plane.check_cutover(command)
-        elif plane.scoring is None:
+        elif check_model is None:
             raise CommandError(f"{plane.definitions.module} declares no MODELS")
         else:
-            audit["state"] = plane.scoring.check_command(command)
+            audit["state"] = check_model(command)
         audit["result"] = "applied"
     except (CommandError, ValueError) as exc:
         audit["result"] = "refused"
@@ -189,26 +191,13 @@ def state_key_of(state: dict[str, Any]) -> str:
     return state["model"]
 
 
-def register_control(app: faust.App, settings: Settings, definitions: Definitions) -> ControlPlane:
+def register_control_plane(app: faust.App, settings: Settings, definitions: Definitions) -> ControlPlane:
+    """This worker's follower of the deployments log."""
     plane = ControlPlane(
         definitions, settings=settings,
         topic=app.topic(settings.topic("deployments"), key_type=bytes, value_type=bytes),
         audit=app.topic(settings.topic("audit"), key_type=bytes, value_type=bytes),
     )
-    control = app.topic(settings.topic("control"), key_type=bytes, value_type=bytes)
-
-    @app.agent(control, name="control")
-    async def apply_commands(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                await plane.caught_up()
-            except asyncio.TimeoutError:
-                log.warning("deployments log not caught up; judging the command on what was read")
-            result = apply_command(plane, event.message.value)
-            if result["result"] == "applied":
-                state = result["state"]
-                await plane.topic.send(key=state_key_of(state).encode(), value=json.dumps(state).encode())
-            plane.audit.send_soon(key=event.message.key, value=json.dumps(result).encode())
 
     @app.task
     async def follow_deployments() -> None:
@@ -217,14 +206,28 @@ def register_control(app: faust.App, settings: Settings, definitions: Definition
     return plane
 
 
+def register_control_agent(app: faust.App, plane: ControlPlane, check_model: ModelCheck | None) -> None:
+    """The agent that judges commands from the control topic."""
+    control = app.topic(plane.settings.topic("control"), key_type=bytes, value_type=bytes)
+
+    @app.agent(control, name="control")
+    async def apply_commands(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                await plane.caught_up()
+            except asyncio.TimeoutError:
+                log.warning("deployments log not caught up; judging the command on what was read")
+            result = apply_command(plane, check_model, event.message.value)
+            if result["result"] == "applied":
+                state = result["state"]
+                await plane.topic.send(key=state_key_of(state).encode(), value=json.dumps(state).encode())
+            plane.audit.send_soon(key=event.message.key, value=json.dumps(result).encode())
+
+
 async def follow(plane: ControlPlane, app: faust.App) -> None:
     """Read the whole deployments log into ``plane``, then keep following it;
     ``plane.loaded`` is set after the first full read, and ingest waits for
     it so no event is scored, or left unscored, by a stale state."""
-    from aiokafka import AIOKafkaConsumer
-
-    from app.log_reader import stop_consumer
-
     settings = plane.settings
     consumer = AIOKafkaConsumer(settings.topic("deployments"), bootstrap_servers=settings.bootstrap,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **settings.kafka_security())

@@ -2,7 +2,7 @@
 
 For each record of ``fs.events.<source>``, in partition order:
 
-1. validate it (``agents.validation``); a rejection goes to ``fs.dlq`` with
+1. validate it (``tables.validation``); a rejection goes to ``fs.dlq`` with
    the original bytes, topic, partition, offset and reason;
 2. hand it to the shared ``SourceProcessor`` with the Faust tables as stores,
    which decides late / duplicate / applied and updates the view tables;
@@ -19,37 +19,25 @@ import base64
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from faust.types import EventT
 
-from agents import validation
+from tables import validation
 from agents.backfill import Backfill
 from agents.control_plane import ControlPlane
 from agents.metrics import Metrics
-from app.settings import Settings
+from agents.scoring import ScoringRuntime
+from agents.source_runtime import SourceRuntime
+from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
 from tables.json_store import JsonMapping
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor, Stores
-from tables.replay import LANE_HEADER, is_control, lane_of
-
-if TYPE_CHECKING:
-    from agents.scoring import ScoringRuntime
+from tables.log_record import is_control, lane_headers, lane_of
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceRuntime:
-    """What the web views and tests need to see of one source's agent."""
-
-    source: Source
-    views: list[FeatureView]
-    processor: SourceProcessor
-    stores: Stores
-    tables: dict[str, faust.Table]  # view ref -> table (raw JSON bytes; read through ``stores``)
 
 
 def _table(app: faust.App, name: str, partitions: int, help_: str) -> faust.Table:
@@ -86,7 +74,7 @@ def dlq_record(
 
 def register_ingest(
     app: faust.App, settings: Settings, definitions: Definitions, metrics: Metrics,
-    plane: ControlPlane, backfill: Backfill, scoring: "ScoringRuntime | None" = None,
+    plane: ControlPlane, backfill: Backfill, scoring: ScoringRuntime | None = None,
 ) -> dict[str, SourceRuntime]:
     dlq = app.topic(settings.topic("dlq"), key_type=bytes, value_type=bytes, internal=False)
     runtimes: dict[str, SourceRuntime] = {}
@@ -125,7 +113,7 @@ def _make_agent(
     metrics: Metrics,
     plane: ControlPlane,
     backfill: Backfill,
-    scoring: "ScoringRuntime | None",
+    scoring: ScoringRuntime | None,
 ):
     source = runtime.source
     versions = {v.ref: v.version for v in runtime.views}
@@ -194,7 +182,7 @@ def _make_agent(
         # Views by other entities read the applied events re-keyed: the
         # original bytes, so their agent validates and decides the same way,
         # and the partition they came from, the lane they are ordered in.
-        lane_header = [(LANE_HEADER, str(message.partition).encode())]
+        lane_header = lane_headers(message.partition)
         for derived in outcome.forwards:  # a log whose history is still being written gets nothing yet
             field, forward = forwards[derived]
             entity = record.get(field)

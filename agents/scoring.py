@@ -25,10 +25,10 @@ import faust
 
 from agents.control_plane import CommandError, ControlPlane, now_iso
 from agents.metrics import Metrics
-from app.settings import Settings
+from kafka_plumbing.settings import Settings
 from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction
 from models.registry import Registry, RegistryError
-from models.spec import ModelSpec
+from tables.model_spec import ModelSpec
 from tables.definitions import Definitions
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agents.control_plane import FAILED, LIVE
-from app.control import control_state
-from app.log_reader import topic_size
-from app.settings import Settings
+from agents.control_client import control_state
+from kafka_plumbing.log_reader import topic_size
+from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView
 

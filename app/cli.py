@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from app import settings as settings_mod
+from kafka_plumbing import settings as settings_mod
 from tables.definitions import DefinitionError, Definitions, load
 
 console = Console(stderr=True)
@@ -38,7 +38,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     from app.faust_app import create_app
-    from app.topics import ensure_topics_sync
+    from kafka_plumbing.topics import ensure_topics_sync
 
     settings = settings_mod.load()
     definitions = _definitions(args)
@@ -60,7 +60,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _note_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definitions, created: list[str]) -> None:
     """A view on an entity its source was never keyed by before gets a re-keyed
     log that starts empty: say what fills it."""
-    from app.log_reader import topic_size
+    from kafka_plumbing.log_reader import topic_size
 
     for derived in definitions.sources.values():
         if derived.parent is None or settings.events_topic(derived.name) not in created:
@@ -77,19 +77,19 @@ def _note_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definit
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from app.producer import produce
-    from app.topics import ensure_topics_sync
+    from kafka_plumbing.producer import produce
+    from kafka_plumbing.topics import ensure_topics_sync
 
     settings = settings_mod.load()
     definitions = _definitions(args)
     if args.what == "flights":
-        from app import flights_data
+        from dev_tooling import flights_data
 
         by_source = flights_data.load_events(
             limit=args.limit, skip=args.skip, sources=tuple(args.sources), progress=True
         )
         if args.to_dir:
-            from app.producer import encode
+            from kafka_plumbing.producer import encode
 
             out = Path(args.to_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         events = ((args.source, event) for event in lines)
         total = len(lines)
     ensure_topics_sync(settings, list(definitions.sources))
-    report = asyncio.run(produce(settings, definitions, events, total, rate=args.rate))
+    report = asyncio.run(produce(settings, definitions.key_fields(), events, total, rate=args.rate))
     per_source = ", ".join(f"{name} {n}" for name, n in report.sent.items() if n)
     console.print(
         f"published {report.total} events ({per_source}) in {report.seconds:.1f}s "
@@ -118,7 +118,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from app.topics import ensure_topics_sync
+    from kafka_plumbing.topics import ensure_topics_sync
 
     created = ensure_topics_sync(settings_mod.load(), list(_definitions(args).sources))
     console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
@@ -126,13 +126,13 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
-    from app.kafka_local import cli
+    from dev_tooling.kafka_local import cli
 
     return cli(args.rest)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from app.demo import run_demo, stop_demo
+    from dev_tooling.demo import run_demo, stop_demo
 
     if args.stop:
         return stop_demo(settings_mod.load())
@@ -142,8 +142,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from app import log_reader
+    from kafka_plumbing import log_reader
     from app.row_files import check_path, write_rows
+    from tables.log_record import from_messages, read_file
     from tables.replay import ReplayCounts, feature_columns, replay
 
     settings = settings_mod.load()
@@ -153,14 +154,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_path(out)
     if args.events:
-        records = log_reader.read_file(Path(args.events))
+        records = read_file(Path(args.events))
         total = None
         origin = args.events
     else:
         topic = settings.events_topic(source.name)
         bounds = asyncio.run(log_reader.topic_size(settings, topic))
         total = sum(end - first for first, end in bounds.values())
-        records = log_reader.read_topic(settings, topic, bounds)
+        records = from_messages(log_reader.read_topic(settings, topic, bounds))
         origin = f"{topic} ({len(bounds)} partitions)"
     counts = ReplayCounts()
     columns = ["event_id", "entity", "event_time_ms", "partition", "offset", *feature_columns(views)]
@@ -246,7 +247,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from agents.control_plane import CommandError
-    from app.control import issue_sync, states_sync
+    from agents.control_client import issue_sync, states_sync
     from models.registry import Registry, RegistryError
 
     settings = settings_mod.load()
@@ -293,7 +294,7 @@ def cmd_views(args: argparse.Namespace) -> int:
 
     from rich.table import Table
 
-    from app.control import control_state, issue_cutover
+    from agents.control_client import control_state, issue_cutover
 
     settings = settings_mod.load()
     definitions = _definitions(args)
@@ -330,7 +331,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import getpass
 
     from app.backfill_watch import watch_fill
-    from app.control import issue_cutover
+    from agents.control_client import issue_cutover
 
     settings = settings_mod.load()
     definitions = _definitions(args)
@@ -338,7 +339,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     version = args.version if args.version is not None else max(versions)
     view = definitions.version(args.view, version)
     if view.source.parent is not None:  # a view on a re-keyed log: the log needs its history first
-        from app.rekey import rekey_history
+        from agents.rekey_history import rekey_history
 
         done, detail = asyncio.run(rekey_history(settings, definitions, view.source, console, args.stall_seconds))
         console.print(detail if done else f"[red]{detail}")
@@ -358,7 +359,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from app.bench import run_bench
+    from dev_tooling.bench import run_bench
 
     result = run_bench(settings_mod.load(), _definitions(args), args.events, args.engine_only)
     if args.json:
@@ -474,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["kafka"]:  # its own parser, so `featurestream kafka --help` is its help
-        from app.kafka_local import cli
+        from dev_tooling.kafka_local import cli
 
         return cli(argv[1:])
     args = build_parser().parse_args(argv)

@@ -2,33 +2,20 @@
 a feature module.  Nothing is registered at import time."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import faust
 
 from agents.backfill import Backfill
-from agents.control_plane import ControlPlane, register_control
-from agents.ingest import SourceRuntime, register_ingest
+from agents.control_plane import register_control_agent, register_control_plane
+from agents.ingest import register_ingest
 from agents.metrics import Metrics
-from agents.scoring import ScoringRuntime, register_scoring
-from models.spec import model_specs
-from app.settings import Settings
+from agents.scoring import register_scoring
+from app import web, web_scoring
+from app.runtime import Runtime
+from tables.model_spec import model_specs
+from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
-
-
-@dataclass
-class Runtime:
-    """The built app and the handles its web views read."""
-
-    app: faust.App
-    settings: Settings
-    definitions: Definitions
-    sources: dict[str, SourceRuntime]
-    metrics: Metrics
-    scoring: ScoringRuntime | None
-    plane: ControlPlane
-    backfill: Backfill
 
 
 def _broker_urls(bootstrap: str) -> str:
@@ -70,17 +57,16 @@ def create_app(
     )
     # Every table write queues a changelog message; Faust's default buffer of
     # 100 makes the stream stop and drain every few events.
-    app.producer.buffer.max_messages = 10_000
+    kafka_plumbing.producer.buffer.max_messages = 10_000
     metrics = Metrics()
     specs = model_specs(definitions)
-    plane = register_control(app, settings, definitions)
-    scoring = plane.scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
+    plane = register_control_plane(app, settings, definitions)
+    scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
+    register_control_agent(app, plane, scoring.check_command if scoring else None)
     backfill = Backfill(app, settings, plane)
     sources = register_ingest(app, settings, definitions, metrics, plane, backfill, scoring)
     backfill.watch(sources)
     runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill)
-
-    from app import web, web_scoring  # local import: web views need the runtime
 
     web.register(runtime)
     web_scoring.register(runtime)

@@ -13,13 +13,14 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agents.validation import parse_time_ms
+from tables.validation import parse_time_ms
+from agents.readiness import is_ready
 from app.routing import NoOwner, forward, key_partition, owner
 from tables.processor import stream_time
 
 if TYPE_CHECKING:
     from agents.control_plane import ControlPlane
-    from app.faust_app import Runtime
+    from app.runtime import Runtime
     from tables.dsl import FeatureView
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,6 @@ def iso(ms: int | None) -> str | None:
 
 def error_body(error: str, detail: str) -> dict[str, str]:
     return {"error": error, "detail": detail}
-
-
-def is_ready(app: Any) -> bool:
-    """Partitions assigned and tables recovered: reads are answerable."""
-    return app.tables.recovery.completed.is_set() and not app.rebalancing
 
 
 def register(runtime: "Runtime") -> None:

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from agents import validation
+from tables import validation
 from agents.control_plane import CommandError, now_iso
 from agents.scoring import desired_state, model_input
 from app.routing import NoOwner, forward, key_partition, owner
-from app.web import error_body, is_ready
+from agents.readiness import is_ready
+from app.web import error_body
 from models.registry import RegistryError
 
 if TYPE_CHECKING:
-    from app.faust_app import Runtime
+    from app.runtime import Runtime
 
 
 def register(runtime: "Runtime") -> None:

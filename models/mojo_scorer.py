@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from kafka_plumbing import settings
+
 __all__ = [
     "ModelLoadError",
     "ScoringError",
@@ -99,8 +101,6 @@ def genmodel_jar(cache_dir: Path | None = None) -> Path:
     atomic rename, so concurrent processes never see a partial jar.
     """
     if cache_dir is None:
-        from app import settings
-
         cache_dir = settings.load().cache_dir / "h2o"
     cache_dir = Path(cache_dir)
     target = cache_dir / f"h2o-genmodel-{_h2o_version()}.jar"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.settings import Settings
+from kafka_plumbing.settings import Settings
 from models.registry import ModelVersion, Registry
-from models.spec import model_specs
+from tables.model_spec import model_specs
 from models.train import TrainConfig, train
 from models.training_set import model_frame
 from tables.definitions import Definitions

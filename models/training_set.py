@@ -20,13 +20,14 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
-from agents.validation import parse_time_ms
-from app import log_reader
-from app.settings import Settings
-from models.spec import ModelSpec
+from tables.validation import parse_time_ms
+from kafka_plumbing import log_reader
+from kafka_plumbing.settings import Settings
+from tables.model_spec import ModelSpec
 from tables.definitions import Definitions
 from tables.point_in_time import as_of_values
-from tables.replay import LogRecord, ReplayCounts, replay
+from tables.log_record import LogRecord, from_messages, read_file
+from tables.replay import ReplayCounts, replay
 
 console = Console(stderr=True)
 
@@ -39,10 +40,10 @@ def _log(settings: Settings, source: str, events_dir: Path | None) -> tuple[Iter
             path = events_dir / f"{source.split('.', 1)[0]}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no exported log for source {source}")
-        return log_reader.read_file(path), None
+        return read_file(path), None
     topic = settings.events_topic(source)
     bounds = asyncio.run(log_reader.topic_size(settings, topic))
-    return log_reader.read_topic(settings, topic, bounds), sum(e - f for f, e in bounds.values())
+    return from_messages(log_reader.read_topic(settings, topic, bounds)), sum(e - f for f, e in bounds.values())
 
 
 def replayed(

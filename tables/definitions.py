@@ -55,6 +55,10 @@ class Definitions:
         """Sources users publish to (not the derived, re-keyed ones)."""
         return [s for s in self.sources.values() if s.parent is None]
 
+    def key_fields(self) -> dict[str, str]:
+        """Published source -> the field its events are keyed (partitioned) by."""
+        return {source.name: source.key for source in self.published}
+
 
 def load(module_name: str) -> Definitions:
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tables import dsl
 from tables.dsl import FeatureView, Source
+from tables.model_spec import ModelSpec
 
 departures = Source(
     name="departures",
@@ -118,9 +119,7 @@ SOURCES = [departures, arrivals, weather]
 VIEWS = [origin_traffic, dest_arrivals, origin_weather, carrier_arrivals, plane_recent]
 
 
-def _models() -> list:
-    from models.spec import ModelSpec
-
+def _models() -> list[ModelSpec]:
     return [
         ModelSpec(
             name="flight_delay",

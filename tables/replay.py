@@ -2,7 +2,7 @@
 validation and processor the online agent uses, yielding for every applied
 event the feature values the online path served for it.
 
-Pure: it takes log records (from Kafka or a file, see ``app.log_reader``) and
+Pure: it takes log records (from Kafka or a file, see ``kafka_plumbing.log_reader``) and
 plain dicts as stores.  Partitions are independent (state and clocks are per
 partition), so each is replayed from its first offset to its last.
 """
@@ -11,41 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from agents.validation import Valid, validate
+from tables.log_record import LogRecord
+from tables.validation import Valid, validate
 from tables.dsl import FeatureView, Source
 from tables.processor import APPLIED, INVALID, Outcome, SourceProcessor, Stores
-
-
-LANE_HEADER = "fs-lane"
-# Marks a record that is not an event: written into a partition by the
-# backfill so an idle partition still reaches the point where a filled view
-# goes live.  Agents and replay skip it; it is never counted.
-CONTROL_HEADER = "fs-control"
-
-
-def _header_items(headers: Any) -> Any:
-    return headers.items() if isinstance(headers, dict) else (headers or ())
-
-
-def is_control(headers: Any) -> bool:
-    return any(key == CONTROL_HEADER for key, _ in _header_items(headers))
-
-
-def lane_of(headers: Any) -> int | None:
-    """The upstream partition a re-keyed record came from (None on a source's own topic)."""
-    for key, value in _header_items(headers):
-        if key == LANE_HEADER:
-            return int(value)
-    return None
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    partition: int
-    offset: int
-    value: bytes | None
-    lane: int | None = None  # upstream partition of a re-keyed record
-    control: bool = False  # a backfill marker, not an event
 
 
 @dataclass

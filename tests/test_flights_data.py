@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import flights_data as fd
+from dev_tooling import flights_data as fd
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Unit tests for app.kafka_local that need no broker, JVM or Maven."""
+"""Unit tests for dev_tooling.kafka_local that need no broker, JVM or Maven."""
 from __future__ import annotations
 
 import base64
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app import kafka_local as kl
-from app.settings import Settings
+from dev_tooling import kafka_local as kl
+from kafka_plumbing.settings import Settings
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from agents.validation import Rejection, Valid, parse_time_ms, validate
+from tables.validation import Rejection, Valid, parse_time_ms, validate
 from tables.flights import departures
 
 GOOD = {

@@ -16,7 +16,8 @@ from tables import aggregations as aggs
 from tables import definitions as defs
 from tables.dsl import Feature, FeatureView, Source
 from tables.processor import SourceProcessor, Stores
-from tables.replay import CONTROL_HEADER, LogRecord, is_control, replay, take
+from tables.log_record import CONTROL_HEADER, LogRecord, is_control
+from tables.replay import replay, take
 
 MIN = 60_000
 SOURCE = Source("s", {"event_id": "str", "t": "int", "k": "str", "v": "float"},
@@ -224,7 +225,7 @@ def test_a_re_keyed_log_added_later_waits_for_its_history() -> None:
 
 
 def test_history_is_merged_by_event_time_keeping_each_partition_in_order() -> None:
-    from app.rekey import merged_by_time
+    from agents.rekey_history import merged_by_time
 
     rows = {
         0: [{"event_time_ms": t, "id": f"0-{i}"} for i, t in enumerate([10, 30, 20, 50])],  # out of order inside
@@ -237,7 +238,7 @@ def test_history_is_merged_by_event_time_keeping_each_partition_in_order() -> No
 
 
 def test_history_is_written_only_for_partitions_whose_worker_waits_for_it() -> None:
-    from app.rekey import plan
+    from agents.rekey_history import plan
 
     derived = SOURCE.keyed_by("v")
     state = ControlState(defs.Definitions("m", {"s": SOURCE, derived.name: derived}, {}))

@@ -16,10 +16,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from app import kafka_local
-from app.log_reader import read_all
-from app.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
-from app.settings import Settings, load
+from dev_tooling import kafka_local
+from kafka_plumbing.log_reader import read_all
+from dev_tooling.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
+from kafka_plumbing.settings import Settings, load
 from tests.conftest import SUMMARY_LINES
 
 
@@ -103,7 +103,7 @@ def isolated(broker: Settings, request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture(scope="module")
 def worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    from app.topics import ensure_topics_sync
+    from kafka_plumbing.topics import ensure_topics_sync
     from tables.definitions import load as load_definitions
 
     ensure_topics_sync(isolated, list(load_definitions(isolated.features_module).sources))

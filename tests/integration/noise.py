@@ -48,7 +48,7 @@ _DROP = object()
 
 def late_copies(event: dict, n: int, behind_ms: int) -> list[dict]:
     """New events of the same entity, ``behind_ms`` older than ``event``: late."""
-    from app.flights_data import event_time_ms
+    from dev_tooling.flights_data import event_time_ms
 
     at = event_time_ms(event)
     return [{**event, "event_id": f"late-{event['event_id']}-{i}", "event_time": iso(at - behind_ms - i * 60_000)}

@@ -19,14 +19,14 @@ from typing import Iterator
 
 import pytest
 
-from app import kafka_local
-from app.control import issue_cutover
-from app.processes import start_worker, stop_pid, wait_ready
+from dev_tooling import kafka_local
+from agents.control_client import issue_cutover
+from dev_tooling.processes import start_worker, stop_pid, wait_ready
 from app.row_files import read_rows
-from app.settings import Settings
-from app.topics import ensure_topics_sync
+from kafka_plumbing.settings import Settings
+from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import load as load_definitions
-from tables.replay import is_control
+from tables.log_record import is_control
 from tests.conftest import SUMMARY_LINES
 from tests.integration.conftest import Worker, consume_all, consume_until
 

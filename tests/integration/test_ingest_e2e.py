@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from app import flights_data
-from app.producer import encode, produce, produce_raw
+from dev_tooling import flights_data
+from kafka_plumbing.producer import encode, produce, produce_raw
 from tables.definitions import load as load_definitions
 from tests import oracle
 from tests.integration.conftest import Worker, consume_all, consume_until
@@ -29,7 +29,7 @@ def run(worker: Worker) -> dict[str, Any]:
     definitions = load_definitions(settings.features_module)
     by_source = flights_data.load_events(limit=LIMIT, progress=False)
     total = sum(len(v) for v in by_source.values())
-    asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total, progress=False))
+    asyncio.run(produce(settings, definitions.key_fields(), flights_data.iter_interleaved(by_source), total, progress=False))
 
     departures = by_source["departures"]
     bad = malformed(departures[-1])

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app import flights_data
-from app.producer import encode, produce, produce_raw
+from dev_tooling import flights_data
+from kafka_plumbing.producer import encode, produce, produce_raw
 from app.row_files import read_rows
 from tables.definitions import load as load_definitions
 from tests.integration.conftest import Worker, consume_all, consume_until, decode
@@ -27,7 +27,7 @@ def produced(worker: Worker) -> dict[str, Any]:
     by_source = flights_data.load_events(limit=LIMIT, progress=False)
     interleaved = list(flights_data.iter_interleaved(by_source))
     half = len(interleaved) // 2
-    asyncio.run(produce(settings, definitions, iter(interleaved[:half]), half, progress=False))
+    asyncio.run(produce(settings, definitions.key_fields(), iter(interleaved[:half]), half, progress=False))
 
     # mid-stream noise, so later events are processed after it
     recent = [e for s, e in interleaved[:half] if s == "departures"][-15:]
@@ -39,7 +39,7 @@ def produced(worker: Worker) -> dict[str, Any]:
     asyncio.run(produce_raw(settings, settings.events_topic("arrivals"), [(e["dest"].encode(), encode(e)) for e in arrivals]))
 
     rest = interleaved[half:]
-    asyncio.run(produce(settings, definitions, iter(rest), len(rest), progress=False))
+    asyncio.run(produce(settings, definitions.key_fields(), iter(rest), len(rest), progress=False))
     sent = {name: len(events) for name, events in by_source.items()}
     sent["departures"] += len(noise)
     sent["arrivals"] += len(arrivals)

@@ -13,10 +13,10 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
-from app import flights_data
-from app.producer import produce, produce_raw
+from dev_tooling import flights_data
+from kafka_plumbing.producer import produce, produce_raw
 from models.registry import Registry
-from models.spec import model_specs
+from tables.model_spec import model_specs
 from models.train import TrainConfig, _upload, h2o_session, train
 from models.training_set import model_frame
 from tables.definitions import load as load_definitions
@@ -32,7 +32,7 @@ def publish(worker: Worker, skip: int, limit: int, rate: float | None = None, so
     definitions = load_definitions(worker.settings.features_module)
     by_source = flights_data.load_events(limit=limit, skip=skip, sources=sources, progress=False)
     total = sum(len(v) for v in by_source.values())
-    asyncio.run(produce(worker.settings, definitions, flights_data.iter_interleaved(by_source), total,
+    asyncio.run(produce(worker.settings, definitions.key_fields(), flights_data.iter_interleaved(by_source), total,
                         rate=rate, progress=False))
     return {name: len(events) for name, events in by_source.items()}
 

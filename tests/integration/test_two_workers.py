@@ -10,11 +10,11 @@ from typing import Iterator
 
 import pytest
 
-from app import flights_data, kafka_local
-from app.processes import start_worker, stop_pid, wait_ready
-from app.producer import produce
-from app.settings import Settings
-from app.topics import ensure_topics_sync
+from dev_tooling import flights_data, kafka_local
+from dev_tooling.processes import start_worker, stop_pid, wait_ready
+from kafka_plumbing.producer import produce
+from kafka_plumbing.settings import Settings
+from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import load as load_definitions
 from tests.integration.conftest import Worker, consume_until
 
@@ -51,7 +51,7 @@ def publish(settings: Settings, skip: int, limit: int, rate: float | None = None
     definitions = load_definitions(settings.features_module)
     by_source = flights_data.load_events(limit=limit, skip=skip, sources=sources, progress=False)
     total = sum(len(v) for v in by_source.values())
-    asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total, rate=rate, progress=False))
+    asyncio.run(produce(settings, definitions.key_fields(), flights_data.iter_interleaved(by_source), total, rate=rate, progress=False))
     return total
 
 

@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from app import flights_data, kafka_local
-from app.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
-from app.log_reader import stop_consumer
-from app.producer import produce
-from app.settings import Settings
-from app.topics import ensure_topics_sync
+from dev_tooling import flights_data, kafka_local
+from dev_tooling.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
+from kafka_plumbing.log_reader import stop_consumer
+from kafka_plumbing.producer import produce
+from kafka_plumbing.settings import Settings
+from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import load
-from app.control import issue_sync
+from agents.control_client import issue_sync
 from models.pipeline import train_from_log
 from models.registry import Registry
 
@@ -97,7 +97,7 @@ def _publish(settings: Settings, definitions, url: str, limit: int, skip: int = 
     before = _applied(url)
     by_source = flights_data.load_events(limit=limit, skip=skip)
     total = sum(len(v) for v in by_source.values())
-    report = asyncio.run(produce(settings, definitions, flights_data.iter_interleaved(by_source), total))
+    report = asyncio.run(produce(settings, definitions.key_fields(), flights_data.iter_interleaved(by_source), total))
     console.print(f"published {report.total} real events in {report.seconds:.1f}s")
     _wait_processed(url, {s: before.get(s, 0) + n for s, n in report.sent.items()})
     # re-keyed logs follow their parents: every applied parent event (keys are never null here)

@@ -9,13 +9,12 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from app.settings import Settings
-from tables.definitions import Definitions
+from kafka_plumbing.settings import Settings
 
 
 @dataclass
@@ -34,7 +33,7 @@ def encode(event: dict) -> bytes:
 
 async def produce(
     settings: Settings,
-    definitions: Definitions,
+    key_fields: Mapping[str, str],
     events: Iterable[tuple[str, dict]],
     total: int,
     rate: float | None = None,
@@ -49,7 +48,7 @@ async def produce(
         **settings.kafka_security(),
     )
     await producer.start()
-    sent: dict[str, int] = {source.name: 0 for source in definitions.published}
+    sent: dict[str, int] = {name: 0 for name in key_fields}
     started = time.perf_counter()
     bar = Progress(
         TextColumn("[bold]publishing"), BarColumn(), MofNCompleteColumn(),
@@ -61,8 +60,7 @@ async def produce(
             task = bar.add_task("publish", total=total, rate=0.0)
             pending = []
             for i, (source_name, event) in enumerate(events, start=1):
-                source = definitions.source(source_name)
-                key = event.get(source.key)
+                key = event.get(key_fields[source_name])
                 pending.append(
                     await producer.send(
                         settings.events_topic(source_name),

@@ -1,19 +1,18 @@
-"""Reads a source's log for the offline engine: the Kafka topic (every
-partition, first offset to the end offset seen at start, partition by
-partition) or a JSON Lines file (one partition, file order)."""
+"""Reads topics for the offline engine and the command line: a whole topic
+as of now, a topic's bounds, or a topic partition by partition up to bounds
+taken at start (the records as the client returns them; the engine turns
+them into ``tables.log_record.LogRecord``)."""
 from __future__ import annotations
 
 import asyncio
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Iterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from app.settings import Settings
-from tables.replay import LogRecord, is_control, lane_of
+from kafka_plumbing.settings import Settings
 
 _END = object()
 
@@ -36,14 +35,6 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-
-
-def read_file(path: Path) -> Iterator[LogRecord]:
-    with open(path, "rb") as handle:
-        for offset, line in enumerate(handle):
-            line = line.rstrip(b"\n")
-            if line:
-                yield LogRecord(0, offset, line)
 
 
 async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
@@ -91,7 +82,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(found)]
 
 
-def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]]) -> Iterator[LogRecord]:
+def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]]) -> Iterator[ConsumerRecord]:
     """Partition by partition, in offset order, up to the bounds taken at start.
 
     The consumer runs in a thread with its own event loop so callers can
@@ -115,8 +106,7 @@ def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]
                     for message in batch.get(tp, []):
                         if message.offset >= end:
                             break
-                        out.put(LogRecord(partition, message.offset, message.value, lane_of(message.headers),
-                                                 is_control(message.headers)))
+                        out.put(message)
                         position = message.offset + 1
                     if not batch:
                         position = await consumer.position(tp)

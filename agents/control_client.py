@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.control_plane import ControlState, now_iso
 from agents.scoring import desired_state
-from app.log_reader import read_all, stop_consumer
-from app.settings import Settings
+from kafka_plumbing.log_reader import read_all, stop_consumer
+from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
 

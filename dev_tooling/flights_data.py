@@ -412,7 +412,7 @@ def build_frames(
 
 
 def default_cache_dir() -> Path:
-    from app.settings import Settings
+    from kafka_plumbing.settings import Settings
 
     return Settings().cache_dir / "flights"
 
@@ -606,7 +606,7 @@ def iter_interleaved(events_by_source: Mapping[str, Iterable[dict]]) -> Iterator
 
 
 def main() -> None:  # pragma: no cover - manual timing helper
-    """``python -m app.flights_data [--rebuild]``: build, time, print counts."""
+    """``python -m dev_tooling.flights_data [--rebuild]``: build, time, print counts."""
     import sys
 
     t0 = time.perf_counter()

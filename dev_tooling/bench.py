@@ -22,12 +22,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from agents.validation import Valid, validate
-from app import flights_data, kafka_local
-from app.processes import http_json, start_worker, stop_pid, wait_ready
-from app.producer import encode, produce
-from app.settings import Settings
-from app.topics import ensure_topics_sync
+from tables.validation import Valid, validate
+from dev_tooling import flights_data, kafka_local
+from dev_tooling.processes import http_json, start_worker, stop_pid, wait_ready
+from kafka_plumbing.producer import encode, produce
+from kafka_plumbing.settings import Settings
+from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import Definitions
 from tables.json_store import JsonMapping
 from tables.processor import SourceProcessor, Stores
@@ -68,7 +68,7 @@ def bench_worker(settings: Settings, definitions: Definitions, events: list[dict
             wait_ready(handle)
         started = time.perf_counter()
         report = asyncio.run(
-            produce(isolated, definitions, (("departures", e) for e in events), len(events), progress=False)
+            produce(isolated, definitions.key_fields(), (("departures", e) for e in events), len(events), progress=False)
         )
         publish_eps = report.total / report.seconds
         with console.status(f"worker applying {len(events)} events"):

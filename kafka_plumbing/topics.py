@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.settings import Settings
+from kafka_plumbing.settings import Settings
 
 FOREVER = {"retention.ms": "-1"}
 

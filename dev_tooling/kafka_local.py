@@ -31,7 +31,7 @@ from typing import Any, Callable, Coroutine, Iterator, TypeVar
 
 from rich.console import Console
 
-from app.settings import Settings, load
+from kafka_plumbing.settings import Settings, load
 
 T = TypeVar("T")
 

@@ -30,13 +30,14 @@ from rich.console import Console
 from rich.progress import Progress
 
 from agents.control_plane import LIVE, ControlState, history_key, now_iso
-from app.control import control_state
-from app.log_reader import read_topic, topic_size
-from app.settings import Settings
+from agents.control_client import control_state
+from kafka_plumbing.log_reader import read_topic, topic_size
+from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import Source
 from tables.processor import forward_key
-from tables.replay import LANE_HEADER, replay
+from tables.log_record import from_messages, lane_headers
+from tables.replay import replay
 
 
 @dataclass
@@ -76,7 +77,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
     with Progress(console=console) as bar:
         for partition, end in rekey.ends.items():
             task = bar.add_task(f"replaying {rekey.parent.name} partition {partition}", total=end)
-            records = read_topic(settings, parent_topic, {partition: (0, end)})
+            records = from_messages(read_topic(settings, parent_topic, {partition: (0, end)}))
             rows = []
             for row in replay(rekey.parent, definitions.views_of(rekey.parent.name), records,
                               settings.max_payload_bytes, include_record=True, include_value=True):
@@ -96,7 +97,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
                 entity = row["record"].get(rekey.derived.key)
                 if entity is not None:  # as the agent forwards: events without the entity go nowhere
                     await producer.send(target, row["value"], key=str(entity).encode(),
-                                        headers=[(LANE_HEADER, str(lane).encode())])
+                                        headers=lane_headers(lane))
                     written += 1
                 if written % 2000 == 0:
                     bar.update(task, completed=written)

@@ -1,0 +1,26 @@
+"""The built worker: its Faust app and the handles the web views read."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from agents.backfill import Backfill
+from agents.control_plane import ControlPlane
+from agents.metrics import Metrics
+from agents.scoring import ScoringRuntime
+from agents.source_runtime import SourceRuntime
+from kafka_plumbing.settings import Settings
+from tables.definitions import Definitions
+
+
+@dataclass
+class Runtime:
+    app: faust.App
+    settings: Settings
+    definitions: Definitions
+    sources: dict[str, SourceRuntime]
+    metrics: Metrics
+    scoring: ScoringRuntime | None
+    plane: ControlPlane
+    backfill: Backfill

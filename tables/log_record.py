@@ -1,0 +1,74 @@
+"""The format of a record in a source's log, as every reader sees it.
+
+A source topic holds events and, rarely, marker records (header
+``fs-control``) that are not events; a re-keyed log's records carry the
+partition they came from (header ``fs-lane``).  Readers of Kafka and of
+exported files turn what they read into ``LogRecord``s here, so the engine
+never touches a client type.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+LANE_HEADER = "fs-lane"
+# Marks a record that is not an event: written into a partition by the
+# backfill so an idle partition still reaches the point where a filled view
+# goes live.  Agents and replay skip it; it is never counted.
+CONTROL_HEADER = "fs-control"
+
+Headers = Any  # a Kafka client's headers: a sequence of (key, bytes) pairs, or a dict
+
+
+def _header_items(headers: Headers) -> Any:
+    return headers.items() if isinstance(headers, dict) else (headers or ())
+
+
+def is_control(headers: Headers) -> bool:
+    return any(key == CONTROL_HEADER for key, _ in _header_items(headers))
+
+
+def lane_of(headers: Headers) -> int | None:
+    """The upstream partition a re-keyed record came from (None on a source's own topic)."""
+    for key, value in _header_items(headers):
+        if key == LANE_HEADER:
+            return int(value)
+    return None
+
+
+def lane_headers(partition: int) -> list[tuple[str, bytes]]:
+    """Headers of a record forwarded from ``partition`` into a re-keyed log."""
+    return [(LANE_HEADER, str(partition).encode())]
+
+
+def control_headers(reason: str) -> list[tuple[str, bytes]]:
+    return [(CONTROL_HEADER, reason.encode())]
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    partition: int
+    offset: int
+    value: bytes | None
+    lane: int | None = None  # upstream partition of a re-keyed record
+    control: bool = False  # a backfill marker, not an event
+
+    @classmethod
+    def of(cls, partition: int, offset: int, value: bytes | None, headers: Headers) -> "LogRecord":
+        return cls(partition, offset, value, lane_of(headers), is_control(headers))
+
+
+def read_file(path: Path) -> Iterator[LogRecord]:
+    """An exported log: JSON Lines, one partition, offsets are line numbers."""
+    with open(path, "rb") as handle:
+        for offset, line in enumerate(handle):
+            line = line.rstrip(b"\n")
+            if line:
+                yield LogRecord(0, offset, line)
+
+
+def from_messages(messages: Iterator[Any]) -> Iterator[LogRecord]:
+    """Client records (anything with partition, offset, value and headers) as log records."""
+    for message in messages:
+        yield LogRecord.of(message.partition, message.offset, message.value, message.headers)
