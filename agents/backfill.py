@@ -131,7 +131,7 @@ class Backfill:
     def watch(self, runtimes: dict[str, SourceRuntime]) -> None:
         """Fill the views of these sources' partitions, checking every second."""
         self.runtimes = runtimes
-        self.topics = {name: self.app.topic(self.settings.events_topic(name), key_type=bytes, value_type=bytes)
+        self.topics = {name: self.app.topic(self.settings.topics.events(name), key_type=bytes, value_type=bytes)
                        for name in runtimes}
 
         @self.app.timer(REPORT_EVERY_S)
@@ -179,7 +179,7 @@ class Backfill:
             return
         assigned = self.app.assignor.assigned_actives()
         for name, runtime in self.runtimes.items():
-            topic = self.settings.events_topic(name)
+            topic = self.settings.topics.events(name)
             for partition in range(self.settings.partitions):
                 key = (name, partition)
                 job = self.jobs.get(key)
@@ -243,7 +243,7 @@ class Backfill:
                     "status": FILLING, "detail": f"waiting for its history: featurestream backfill (a view on {derived})"})
 
     async def _run(self, job: FillJob) -> None:
-        tp = TopicPartition(self.settings.events_topic(job.runtime.source.name), job.partition)
+        tp = TopicPartition(self.settings.topics.events(job.runtime.source.name), job.partition)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
                                     max_partition_fetch_bytes=4 * 1024 * 1024, **self.settings.kafka_security())
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=20,
@@ -264,7 +264,7 @@ class Backfill:
                 # Never past the agent: the handover is at the agent's next record.
                 while buffer and agent_offset is not None and buffer[0].offset <= agent_offset:
                     for derived, key, value in job.take(buffer.popleft(), self.settings.max_payload_bytes):
-                        await producer.send(self.settings.events_topic(derived), value, key=key, headers=lane)
+                        await producer.send(self.settings.topics.events(derived), value, key=key, headers=lane)
                     taken += 1
                     if taken % YIELD_EVERY == 0:
                         await asyncio.sleep(0)

@@ -25,7 +25,7 @@ from tables.definitions import Definitions
 async def current_states(settings: Settings) -> dict[str, dict[str, Any]]:
     """model -> the last applied desired state."""
     states: dict[str, dict[str, Any]] = {}
-    for message in await read_all(settings, settings.topic("audit")):
+    for message in await read_all(settings, settings.topics.audit):
         try:
             record = json.loads(message.value)
         except (TypeError, ValueError):
@@ -56,7 +56,7 @@ async def issue_cutover(settings: Settings, view: str, version: int, by: str,
 async def control_state(settings: Settings, definitions: Definitions) -> ControlState:
     """The deployments log as of now: models, view cut-overs, fill progress."""
     state = ControlState(definitions)
-    for message in await read_all(settings, settings.topic("deployments")):
+    for message in await read_all(settings, settings.topics.deployments):
         state.follow_record(message.value)
     return state
 
@@ -65,7 +65,7 @@ async def issue_command(settings: Settings, key: str, command: dict[str, Any],
                         wait_seconds: float = 30.0) -> dict[str, Any]:
     """Publish a command and wait for a worker's verdict (the audit record)."""
     command = {**command, "id": uuid.uuid4().hex, "at": now_iso()}
-    audit = AIOKafkaConsumer(settings.topic("audit"), bootstrap_servers=settings.bootstrap,
+    audit = AIOKafkaConsumer(settings.topics.audit, bootstrap_servers=settings.bootstrap,
                              enable_auto_commit=False, auto_offset_reset="latest", **settings.kafka_security())
     await audit.start()
     try:
@@ -75,7 +75,7 @@ async def issue_command(settings: Settings, key: str, command: dict[str, Any],
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", **settings.kafka_security())
         await producer.start()
         try:
-            await producer.send_and_wait(settings.topic("control"), key=key.encode(), value=json.dumps(command).encode())
+            await producer.send_and_wait(settings.topics.control, key=key.encode(), value=json.dumps(command).encode())
         finally:
             await producer.stop()
         deadline = time.monotonic() + wait_seconds

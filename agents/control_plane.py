@@ -195,8 +195,8 @@ def register_control_plane(app: faust.App, settings: Settings, definitions: Defi
     """This worker's follower of the deployments log."""
     plane = ControlPlane(
         definitions, settings=settings,
-        topic=app.topic(settings.topic("deployments"), key_type=bytes, value_type=bytes),
-        audit=app.topic(settings.topic("audit"), key_type=bytes, value_type=bytes),
+        topic=app.topic(settings.topics.deployments, key_type=bytes, value_type=bytes),
+        audit=app.topic(settings.topics.audit, key_type=bytes, value_type=bytes),
     )
 
     @app.task
@@ -208,7 +208,7 @@ def register_control_plane(app: faust.App, settings: Settings, definitions: Defi
 
 def register_control_agent(app: faust.App, plane: ControlPlane, check_model: ModelCheck | None) -> None:
     """The agent that judges commands from the control topic."""
-    control = app.topic(plane.settings.topic("control"), key_type=bytes, value_type=bytes)
+    control = app.topic(plane.settings.topics.control, key_type=bytes, value_type=bytes)
 
     @app.agent(control, name="control")
     async def apply_commands(stream: faust.StreamT) -> None:
@@ -229,7 +229,7 @@ async def follow(plane: ControlPlane, app: faust.App) -> None:
     ``plane.loaded`` is set after the first full read, and ingest waits for
     it so no event is scored, or left unscored, by a stale state."""
     settings = plane.settings
-    consumer = AIOKafkaConsumer(settings.topic("deployments"), bootstrap_servers=settings.bootstrap,
+    consumer = AIOKafkaConsumer(settings.topics.deployments, bootstrap_servers=settings.bootstrap,
                                 enable_auto_commit=False, auto_offset_reset="earliest", **settings.kafka_security())
     await consumer.start()
     try:

@@ -76,7 +76,7 @@ def register_ingest(
     app: faust.App, settings: Settings, definitions: Definitions, metrics: Metrics,
     plane: ControlPlane, backfill: Backfill, scoring: ScoringRuntime | None = None,
 ) -> dict[str, SourceRuntime]:
-    dlq = app.topic(settings.topic("dlq"), key_type=bytes, value_type=bytes, internal=False)
+    dlq = app.topic(settings.topics.dlq, key_type=bytes, value_type=bytes, internal=False)
     runtimes: dict[str, SourceRuntime] = {}
     for source in definitions.sources.values():
         views = definitions.views_of(source.name)
@@ -93,10 +93,10 @@ def register_ingest(
         processor = SourceProcessor(source, views, tuple(d.name for d in derived))
         runtime = SourceRuntime(source, views, processor, stores, view_tables)
         runtimes[source.name] = runtime
-        topic = app.topic(settings.events_topic(source.name), key_type=bytes, value_type=bytes)
-        features_topic = app.topic(settings.topic(f"features.{source.name}"), key_type=bytes, value_type=bytes)
+        topic = app.topic(settings.topics.events(source.name), key_type=bytes, value_type=bytes)
+        features_topic = app.topic(settings.topics.features(source.name), key_type=bytes, value_type=bytes)
         forwards = {
-            d.name: (d.key, app.topic(settings.events_topic(d.name), key_type=bytes, value_type=bytes)) for d in derived
+            d.name: (d.key, app.topic(settings.topics.events(d.name), key_type=bytes, value_type=bytes)) for d in derived
         }
         app.agent(topic, name=f"ingest.{source.name}")(
             _make_agent(runtime, settings, dlq, features_topic, forwards, metrics, plane, backfill, scoring)

@@ -72,7 +72,7 @@ def merged_by_time(partitions: dict[int, list[dict[str, Any]]]) -> list[tuple[in
 
 async def write_history(settings: Settings, definitions: Definitions, rekey: RekeyPlan, console: Console) -> int:
     """Replay, merge and write; returns the number of records written."""
-    parent_topic = settings.events_topic(rekey.parent.name)
+    parent_topic = settings.topics.events(rekey.parent.name)
     applied: dict[int, list[dict[str, Any]]] = {}
     with Progress(console=console) as bar:
         for partition, end in rekey.ends.items():
@@ -92,7 +92,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
         await producer.start()
         try:
             written = 0
-            target = settings.events_topic(rekey.derived.name)
+            target = settings.topics.events(rekey.derived.name)
             for lane, row in merged:
                 entity = row["record"].get(rekey.derived.key)
                 if entity is not None:  # as the agent forwards: events without the entity go nowhere
@@ -108,7 +108,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
                 record = {"kind": "history", "derived": rekey.derived.name, "parent": rekey.parent.name,
                           "partition": partition, "through": end - 1, "records": len(applied[partition]),
                           "at": now_iso()}
-                await producer.send_and_wait(settings.topic("deployments"),
+                await producer.send_and_wait(settings.topics.deployments,
                                              json.dumps(record).encode(), key=history_key(rekey.derived.name, partition).encode())
         finally:
             await producer.stop()
@@ -122,7 +122,7 @@ async def rekey_history(settings: Settings, definitions: Definitions, derived: S
     deadline = time.monotonic() + stall_seconds
     while True:
         state = await control_state(settings, definitions)
-        sizes = await topic_size(settings, settings.events_topic(parent.name))
+        sizes = await topic_size(settings, settings.topics.events(parent.name))
         rekey = plan(state, sizes, derived, parent)
         if not rekey.waiting:
             break
@@ -133,8 +133,8 @@ async def rekey_history(settings: Settings, definitions: Definitions, derived: S
     if not rekey.ends:
         return True, f"{derived.name} needs no history written"
     written = await write_history(settings, definitions, rekey, console)
-    ends = {p: end for p, (_, end) in (await topic_size(settings, settings.events_topic(derived.name))).items()}
-    if not await wait_consumed(settings, settings.events_topic(derived.name), ends, console, stall_seconds):
+    ends = {p: end for p, (_, end) in (await topic_size(settings, settings.topics.events(derived.name))).items()}
+    if not await wait_consumed(settings, settings.topics.events(derived.name), ends, console, stall_seconds):
         return False, f"the workers did not take the history written into {derived.name} within {stall_seconds:.0f}s"
     return True, (f"wrote {written:,} records of {parent.name} partitions {sorted(rekey.ends)} into {derived.name}, "
                   "merged by event time, and the workers have applied them")

@@ -220,8 +220,8 @@ def register_scoring(
         specs=specs,
         cache=ModelCache(Registry(settings.registry_dir)),
         plane=plane,
-        predictions=app.topic(settings.topic("predictions"), key_type=bytes, value_type=bytes),
-        shadow_predictions=app.topic(settings.topic("predictions.shadow"), key_type=bytes, value_type=bytes),
+        predictions=app.topic(settings.topics.predictions, key_type=bytes, value_type=bytes),
+        shadow_predictions=app.topic(settings.topics.shadow_predictions, key_type=bytes, value_type=bytes),
         audit=plane.audit,
         metrics=metrics,
     )

@@ -61,7 +61,7 @@ async def watch_fill(settings: Settings, definitions: Definitions, view: Feature
                 partitions = ", ".join(f"{p} from offset {f.get('live_from')}" for p, f in status.items())
                 return FillOutcome(True, f"live on every partition: {partitions}", time.monotonic() - started)
             if not status and not any(end > first for first, end in (await topic_size(
-                    settings, settings.events_topic(view.source.name))).values()):
+                    settings, settings.topics.events(view.source.name))).values()):
                 return FillOutcome(True, f"{view.source.name} has no events yet: every view starts with the first one",
                                    time.monotonic() - started)
             snapshot = sorted((p, f.get("status"), f.get("through")) for p, f in status.items())

@@ -63,10 +63,10 @@ def _note_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definit
     from kafka_plumbing.log_reader import topic_size
 
     for derived in definitions.sources.values():
-        if derived.parent is None or settings.events_topic(derived.name) not in created:
+        if derived.parent is None or settings.topics.events(derived.name) not in created:
             continue
         parent_events = sum(end - first for first, end in asyncio.run(
-            topic_size(settings, settings.events_topic(derived.parent))).values())
+            topic_size(settings, settings.topics.events(derived.parent))).values())
         if parent_events:
             views = ", ".join(v.ref for v in definitions.views_of(derived.name))
             console.print(
@@ -158,7 +158,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         total = None
         origin = args.events
     else:
-        topic = settings.events_topic(source.name)
+        topic = settings.topics.events(source.name)
         bounds = asyncio.run(log_reader.topic_size(settings, topic))
         total = sum(end - first for first, end in bounds.values())
         records = from_messages(log_reader.read_topic(settings, topic, bounds))

@@ -25,7 +25,7 @@ def register(runtime: "Runtime") -> None:
     app = runtime.app
     scoring = runtime.scoring
     settings = runtime.settings
-    control = app.topic(settings.topic("control"), key_type=bytes, value_type=bytes)
+    control = app.topic(settings.topics.control, key_type=bytes, value_type=bytes)
 
     @app.page("/models")
     class Models(View):

@@ -125,8 +125,8 @@ def _train_and_deploy(settings: Settings, definitions) -> int:
 
 
 def _prediction_table(settings: Settings, n: int = 10) -> Table:
-    records = asyncio.run(_tail(settings, settings.topic("predictions"), n))
-    table = Table(title=f"last {len(records)} live predictions on {settings.topic('predictions')}")
+    records = asyncio.run(_tail(settings, settings.topics.predictions, n))
+    table = Table(title=f"last {len(records)} live predictions on {settings.topics.predictions}")
     for column in ("UTC", "flight", "part:offset", "model", "P(late>15m)", "dep_delay", "scored in"):
         table.add_column(column, no_wrap=True)
     for r in records:
@@ -183,7 +183,7 @@ def run_demo(settings: Settings, limit: int, web_port: int) -> int:
     _train_and_deploy(settings, definitions)
 
     console.rule(f"3. live: the next {LIVE} departures, scored in the stream")
-    if asyncio.run(_tail(settings, settings.topic("predictions"), 1)):
+    if asyncio.run(_tail(settings, settings.topics.predictions, 1)):
         console.print("live events already published")
     else:
         _publish(settings, definitions, handle.url, LIVE, skip=limit)

@@ -63,7 +63,7 @@ async def produce(
                 key = event.get(key_fields[source_name])
                 pending.append(
                     await producer.send(
-                        settings.events_topic(source_name),
+                        settings.topics.events(source_name),
                         value=encode(event),
                         key=None if key is None else str(key).encode(),
                     )

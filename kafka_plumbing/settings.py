@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kafka_plumbing.catalogue import Topics
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name)
@@ -48,11 +50,9 @@ class Settings:
     def bootstrap(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
 
-    def topic(self, name: str) -> str:
-        return f"{self.topic_prefix}.{name}"
-
-    def events_topic(self, source: str) -> str:
-        return self.topic(f"events.{source}")
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
     def as_env(self) -> dict[str, str]:
         """The variables that give a child process (a worker) these settings."""

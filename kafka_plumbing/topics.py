@@ -26,18 +26,18 @@ class TopicSpec:
 
 def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
     n = settings.partitions
-    specs = [TopicSpec(settings.events_topic(s), n, FOREVER) for s in sources]
-    specs += [TopicSpec(settings.topic(f"features.{s}"), n, FOREVER) for s in sources]
+    specs = [TopicSpec(settings.topics.events(s), n, FOREVER) for s in sources]
+    specs += [TopicSpec(settings.topics.features(s), n, FOREVER) for s in sources]
     specs += [
-        TopicSpec(settings.topic("dlq"), n, FOREVER),
-        TopicSpec(settings.topic("predictions"), n, {}),
-        TopicSpec(settings.topic("predictions.shadow"), n, {}),
-        TopicSpec(settings.topic("metrics"), 1, {}),
-        TopicSpec(settings.topic("alerts"), 1, {}),
-        TopicSpec(settings.topic("control"), 1, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.topic("deployments"), 1, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.topic("audit"), 1, FOREVER),
-        TopicSpec(settings.topic("labels"), n, FOREVER),
+        TopicSpec(settings.topics.dlq, n, FOREVER),
+        TopicSpec(settings.topics.predictions, n, {}),
+        TopicSpec(settings.topics.shadow_predictions, n, {}),
+        TopicSpec(settings.topics.metrics, 1, {}),
+        TopicSpec(settings.topics.alerts, 1, {}),
+        TopicSpec(settings.topics.control, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topics.deployments, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topics.audit, 1, FOREVER),
+        TopicSpec(settings.topics.labels, n, FOREVER),
     ]
     return specs
 

@@ -41,7 +41,7 @@ def _log(settings: Settings, source: str, events_dir: Path | None) -> tuple[Iter
         if not path.exists():
             raise FileNotFoundError(f"{path}: no exported log for source {source}")
         return read_file(path), None
-    topic = settings.events_topic(source)
+    topic = settings.topics.events(source)
     bounds = asyncio.run(log_reader.topic_size(settings, topic))
     return from_messages(log_reader.read_topic(settings, topic, bounds)), sum(e - f for f, e in bounds.values())
 

@@ -104,7 +104,7 @@ def test_a_new_version_is_filled_from_the_log_and_serves_only_after_the_cut_over
     assert status == 404 and body["error"] == "unknown_version"
 
     # Exactness: every value served, v1 and v2, equals a replay of the whole log.
-    served = consume_until(worker.settings, worker.settings.topic("features.departures"),
+    served = consume_until(worker.settings, worker.settings.topics.features("departures"),
                            lambda rows: len(rows) >= FIRST + SECOND)
     out = tmp_path / "replayed.jsonl"
     replayed = worker.cli("replay", "--source", "departures", "--from-topic", "--out", str(out))
@@ -157,14 +157,14 @@ def test_a_version_added_to_idle_partitions_is_filled_and_cut_over(deployment: D
     assert {k: v3["features"][k] for k in shared} == v2["features"]
     assert "p50_dep_delay_6h" in v3["features"]
     # No event arrived: the handover came through markers, which are not events.
-    topic = worker.settings.events_topic("departures")
+    topic = worker.settings.topics.events("departures")
     markers = [m for m in consume_all(worker.settings, topic) if is_control(m.headers)]
     assert markers
     assert worker.counts("departures") == applied_before
 
 
 def departures_by_dest(worker: Worker) -> Counter:
-    topic = worker.settings.events_topic("departures")
+    topic = worker.settings.topics.events("departures")
     return Counter(json.loads(m.value)["dest"] for m in consume_all(worker.settings, topic) if not is_control(m.headers))
 
 
@@ -194,7 +194,7 @@ def test_a_view_on_a_new_entity_gets_its_history_re_keyed(deployment: Deployment
         assert status == 200 and body["features"]["total"] == n, (name, body, n)
 
     # And the re-keyed log replays to exactly what its agent served.
-    served = consume_until(worker.settings, worker.settings.topic("features.departures.by_dest"),
+    served = consume_until(worker.settings, worker.settings.topics.features("departures.by_dest"),
                            lambda rows: len(rows) >= sum(sent.values()))
     out = tmp_path / "by_dest.jsonl"
     replayed = worker.cli("replay", "--source", "departures.by_dest", "--from-topic", "--out", str(out))

@@ -42,7 +42,7 @@ def run(worker: Worker) -> dict[str, Any]:
     raw = [(k.encode(), payload) for k, payload, _ in bad]
     raw += [(e["origin"].encode(), encode(e)) for e in late]
     raw += [(e["origin"].encode(), encode(e)) for e in dups]
-    asyncio.run(produce_raw(settings, settings.events_topic("departures"), raw))
+    asyncio.run(produce_raw(settings, settings.topics.events("departures"), raw))
 
     sent_departures = len(departures) + len(raw)
     counts = worker.wait_for("departures", sent_departures)
@@ -59,7 +59,7 @@ def run(worker: Worker) -> dict[str, Any]:
 
 
 def departures_dlq(worker: Worker, expected: int) -> list[dict]:
-    records = consume_until(worker.settings, worker.settings.topic("dlq"),
+    records = consume_until(worker.settings, worker.settings.topics.dlq,
                             lambda rs: sum(r["source"] == "departures" for r in rs) >= expected)
     return [r for r in records if r["source"] == "departures"]
 
@@ -79,7 +79,7 @@ def test_every_record_is_accounted_for(worker: Worker, run: dict[str, Any]) -> N
 
 
 def test_dlq_holds_each_malformed_record_with_reason_and_position(worker: Worker, run: dict[str, Any]) -> None:
-    topic = worker.settings.events_topic("departures")
+    topic = worker.settings.topics.events("departures")
     dlq = departures_dlq(worker, len(run["bad"]) + LATE)
     by_original = {}
     for record in dlq:
@@ -111,7 +111,7 @@ def _close(got: Any, want: Any) -> bool:
 def test_served_features_equal_pandas_oracle(worker: Worker, run: dict[str, Any]) -> None:
     view = run["definitions"].views["origin_traffic"]
     specs = oracle.specs_of(view)
-    served = consume_until(worker.settings, worker.settings.topic("features.departures"), lambda rs: len(rs) >= LIMIT)
+    served = consume_until(worker.settings, worker.settings.topics.features("departures"), lambda rs: len(rs) >= LIMIT)
     assert len(served) == LIMIT
     served_by_id = {r["event_id"]: r for r in served}
 

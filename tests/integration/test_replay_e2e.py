@@ -34,9 +34,9 @@ def produced(worker: Worker) -> dict[str, Any]:
     noise = [(k.encode(), payload) for k, payload, _ in malformed(recent[-1])]
     noise += [(e["origin"].encode(), encode(e)) for e in late_copies(recent[-1], 4, 3 * 3600_000)]
     noise += [(e["origin"].encode(), encode(e)) for e in recent]  # re-sent: duplicates
-    asyncio.run(produce_raw(settings, settings.events_topic("departures"), noise))
+    asyncio.run(produce_raw(settings, settings.topics.events("departures"), noise))
     arrivals = [e for s, e in interleaved[:half] if s == "arrivals"][-5:]
-    asyncio.run(produce_raw(settings, settings.events_topic("arrivals"), [(e["dest"].encode(), encode(e)) for e in arrivals]))
+    asyncio.run(produce_raw(settings, settings.topics.events("arrivals"), [(e["dest"].encode(), encode(e)) for e in arrivals]))
 
     rest = interleaved[half:]
     asyncio.run(produce(settings, definitions.key_fields(), iter(rest), len(rest), progress=False))
@@ -65,7 +65,7 @@ def test_replay_equals_online_exactly(worker: Worker, produced: dict[str, Any], 
     run_replay(worker, source, out)
     replayed = {row["event_id"]: row for row in read_rows(out)}
     counts = worker.counts(source)
-    served = consume_until(worker.settings, worker.settings.topic(f"features.{source}"),
+    served = consume_until(worker.settings, worker.settings.topics.features(source),
                            lambda rs: len(rs) >= counts["applied"])
     assert len(served) == counts["applied"] == len(replayed)
 
@@ -86,7 +86,7 @@ def test_replay_equals_online_exactly(worker: Worker, produced: dict[str, Any], 
 
 def test_replay_from_file_matches_topic_for_one_partition(worker: Worker, produced: dict[str, Any], tmp_path: Path) -> None:
     """The exported-file path: one partition's log as JSON Lines gives the same rows."""
-    log = [m for m in consume_all(worker.settings, worker.settings.events_topic("weather"))]
+    log = [m for m in consume_all(worker.settings, worker.settings.topics.events("weather"))]
     partition = log[0].partition
     events = tmp_path / "weather.jsonl"
     events.write_bytes(b"".join(m.value + b"\n" for m in log if m.partition == partition))
@@ -94,7 +94,7 @@ def test_replay_from_file_matches_topic_for_one_partition(worker: Worker, produc
     result = worker.cli("replay", "--source", "weather", "--events", str(events), "--out", str(out))
     assert result.returncode == 0, result.stderr
     from_file = read_rows(out)
-    served = [r for r in decode(consume_all(worker.settings, worker.settings.topic("features.weather"))) if r["partition"] == partition]
+    served = [r for r in decode(consume_all(worker.settings, worker.settings.topics.features("weather"))) if r["partition"] == partition]
     assert [r["event_id"] for r in from_file] == [r["event_id"] for r in sorted(served, key=lambda r: r["offset"])]
     by_id = {r["event_id"]: r for r in served}
     for row in from_file:

@@ -38,8 +38,9 @@ def publish(worker: Worker, skip: int, limit: int, rate: float | None = None, so
 
 
 def predictions(worker: Worker, role: str = "primary") -> list[dict[str, Any]]:
-    topic = "predictions" if role == "primary" else "predictions.shadow"
-    return decode(consume_all(worker.settings, worker.settings.topic(topic)))
+    topics = worker.settings.topics
+    topic = topics.predictions if role == "primary" else topics.shadow_predictions
+    return decode(consume_all(worker.settings, topic))
 
 
 def wait_predictions(worker: Worker, n: int, timeout: float = 240) -> list[dict[str, Any]]:
@@ -136,7 +137,7 @@ def test_hot_swap_and_rollback_under_load(worker: Worker, models: dict[str, Any]
                               if i and p["model_version"] != mine[i - 1]["model_version"]}
 
     def recorded(audit: list[dict]) -> dict[int, set]:
-        topic = worker.settings.events_topic("departures")
+        topic = worker.settings.topics.events("departures")
         out: dict[int, set] = {}
         for r in audit:
             if r.get("type") == "switch" and r["topic"] == topic:
@@ -147,7 +148,7 @@ def test_hot_swap_and_rollback_under_load(worker: Worker, models: dict[str, Any]
         seen = recorded(audit)
         return all(c <= seen.get(p, set()) for p, c in changes.items())
 
-    audit = consume_until(worker.settings, worker.settings.topic("audit"), covered)
+    audit = consume_until(worker.settings, worker.settings.topics.audit, covered)
     # every change of version is exactly where an audit switch record says
     assert covered(audit), (changes, recorded(audit))
 
@@ -186,10 +187,10 @@ def test_bad_models_and_commands_are_refused_while_serving_goes_on(worker: Worke
 
     # a hand-written command for a version that does not exist reaches the worker directly
     command = {"model": "flight_delay", "primary": 77, "shadow": None, "previous": 1, "id": "raw-1", "action": "deploy"}
-    asyncio.run(produce_raw(worker.settings, worker.settings.topic("control"), [(b"flight_delay", json.dumps(command).encode())]))
-    asyncio.run(produce_raw(worker.settings, worker.settings.topic("control"), [(b"flight_delay", b"{broken json")]))
+    asyncio.run(produce_raw(worker.settings, worker.settings.topics.control, [(b"flight_delay", json.dumps(command).encode())]))
+    asyncio.run(produce_raw(worker.settings, worker.settings.topics.control, [(b"flight_delay", b"{broken json")]))
     time.sleep(2)
-    audit = decode(consume_all(worker.settings, worker.settings.topic("audit")))
+    audit = decode(consume_all(worker.settings, worker.settings.topics.audit))
     verdicts = [a for a in audit if a.get("type") == "command" and a.get("result") == "refused"]
     assert any("77" in a["reason"] for a in verdicts)
     assert len(verdicts) >= 3  # corrupt zip, version 77, broken JSON

@@ -96,7 +96,7 @@ def test_a_deploy_reaches_every_worker_within_seconds(pair: list[Worker]) -> Non
     producer.join()
     wait_applied(pair, "departures", HISTORY + LIVE)
 
-    records = consume_until(first.settings, first.settings.topic("predictions"), lambda rs: len(rs) >= LIVE)
+    records = consume_until(first.settings, first.settings.topics.predictions, lambda rs: len(rs) >= LIVE)
     assert len(records) == LIVE and len({r["event_id"] for r in records}) == LIVE
     partitions = {r["partition"] for r in records}
     assert len(partitions) >= 2
