@@ -1,6 +1,6 @@
 """Filling a new view, or a new version of a view, from the whole log before it serves.
 
-A view is *live* on a partition from a known offset (``clock["live"]``).  A
+A view is *live* on a partition from a known offset (``PartitionClock.live``).  A
 partition seen for the first time starts every view at once.  When a worker
 owns a partition that has history and a view that is not live there (a view or
 a version added to the feature module), it fills it:
@@ -50,6 +50,7 @@ from kafka_plumbing.log_reader import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.dsl import FeatureView
 from tables.processor import APPLIED, SourceProcessor, Stores, forward_key
+from tables.state import PartitionClock
 from tables.log_record import LogRecord, control_headers, lane_headers
 from tables.replay import take
 
@@ -96,8 +97,8 @@ class FillJob:
         return [v.state_key for v in self.views] + [forward_key(d) for d in self.forwards]
 
     def agent_offset(self) -> int | None:
-        clock = self.runtime.stores.clocks.get(self.clock_key) or {}
-        return clock.get("offset")
+        clock = self.runtime.stores.clocks.get(self.clock_key)
+        return None if clock is None else clock.offset
 
     def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
         """One record through the same path the agent took it; returns what it
@@ -150,10 +151,10 @@ class Backfill:
     def _install(self, job: FillJob, offset: int) -> None:
         stores = job.runtime.stores
         clock = stores.clocks.get(job.clock_key)
-        mine = job.stores.clocks.get(job.clock_key) or {}
-        if clock is None or mine.get("counts") != clock.get("counts"):
+        mine = job.stores.clocks.get(job.clock_key)
+        if clock is None or mine is None or mine.counts != clock.counts:
             job.status, job.detail = FAILED, (
-                f"replayed counts {mine.get('counts')} differ from the agent's {clock and clock.get('counts')}"
+                f"replayed counts {mine and mine.counts} differ from the agent's {clock and clock.counts}"
             )
             log.error("fill of %s partition %s failed: %s", job.keys, job.partition, job.detail)
             self._report(job)
@@ -163,7 +164,7 @@ class Backfill:
             for entity, state in job.stores.views[view.state_key].items():
                 table[entity] = state
         for key in job.keys:
-            clock["live"][key] = offset
+            clock.live[key] = offset
         stores.clocks[job.clock_key] = clock
         job.status, job.live_from = LIVE, offset
         log.info("%s live on %s partition %s from offset %s", job.keys, job.runtime.source.name, job.partition, offset)
@@ -192,7 +193,7 @@ class Backfill:
                         self._drop(key)
                     continue
                 clock = runtime.stores.clocks.get(runtime.processor.clock_key(partition))
-                if not clock:
+                if clock is None:
                     continue
                 self._announce(runtime, partition, clock)
                 pending = runtime.processor.pending(clock)
@@ -201,7 +202,7 @@ class Backfill:
                             if (h := self.plane.histories.get((d, partition))) is not None}
                 if not pending and not forwards:
                     continue
-                if clock.get("offset") is None:
+                if clock.offset is None:
                     if key not in self.touched:  # a clock from an older version: a marker gets its offset
                         self.touched.add(key)
                         self._mark(name, partition, "offset")
@@ -216,14 +217,14 @@ class Backfill:
         if job.task is not None and not job.task.done():
             job.task.cancel()
 
-    def _announce(self, runtime: SourceRuntime, partition: int, clock: dict[str, Any]) -> None:
+    def _announce(self, runtime: SourceRuntime, partition: int, clock: PartitionClock) -> None:
         """What a partition has live since its first event is announced once, so
         a cut-over knows which partitions hold events; so is a re-keyed log that
         waits for its history."""
         if (runtime.source.name, partition) in self.announced:
             return
         self.announced.add((runtime.source.name, partition))
-        if "live" not in clock:
+        if clock.live is None:
             log.warning("%s partition %s was written by a version that did not record which views are live: "
                         "taking the established version of each view as filled (`make clean` rebuilds from the log)",
                         runtime.source.name, partition)

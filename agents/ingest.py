@@ -33,7 +33,6 @@ from agents.source_runtime import SourceRuntime
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.dsl import FeatureView, Source
-from tables.json_store import JsonMapping
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor, Stores
 from tables.log_record import is_control, lane_headers, lane_of
 
@@ -84,10 +83,10 @@ def register_ingest(
             v.ref: _table(app, f"view.{v.state_key}", settings.partitions, f"{v.name} v{v.version}")
             for v in views
         }
-        stores = Stores(
-            views={v.state_key: JsonMapping(view_tables[v.ref]) for v in views},
-            clocks=JsonMapping(_table(app, f"clock.{source.name}", settings.partitions, "partition clocks")),
-            seen=JsonMapping(_table(app, f"seen.{source.name}", settings.partitions, "recent event ids")),
+        stores = Stores.encoded(
+            views={v.state_key: view_tables[v.ref] for v in views},
+            clocks=_table(app, f"clock.{source.name}", settings.partitions, "partition clocks"),
+            seen=_table(app, f"seen.{source.name}", settings.partitions, "recent event ids"),
         )
         derived = definitions.derived_of(source.name)
         processor = SourceProcessor(source, views, tuple(d.name for d in derived))

@@ -94,7 +94,7 @@ def register(runtime: "Runtime") -> None:
             if state is None:
                 return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
             # "Current" means at the partition's stream time: event time, never wall clock.
-            now_ms = stream_time(clock or {}) or state["max_time"]
+            now_ms = stream_time(clock) or state.max_time
             windows = source.processor.windows[definition.state_key]
             body = {
                 "view": definition.name,
@@ -104,8 +104,8 @@ def register(runtime: "Runtime") -> None:
                 "entity_field": definition.entity,
                 "as_of_ms": now_ms,
                 "as_of": iso(now_ms),
-                "last_event_time": iso(state["max_time"]),
-                "events_applied": state["seq"],
+                "last_event_time": iso(state.max_time),
+                "events_applied": state.seq,
             }
             if as_of_ms is None:
                 return self.json({**body, "features": windows.values(state, now_ms)})
@@ -135,8 +135,8 @@ def register(runtime: "Runtime") -> None:
                 partitions = {}
                 for partition in range(runtime.settings.partitions):
                     clock = source.stores.clocks.get(source.processor.clock_key(partition))
-                    if clock:
-                        partitions[str(partition)] = {"max_event_time": iso(stream_time(clock)), **clock["counts"]}
+                    if clock is not None:
+                        partitions[str(partition)] = {"max_event_time": iso(stream_time(clock)), **clock.counts.as_dict()}
                 out[name] = partitions
             return self.json({"sources": out})
 

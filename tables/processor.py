@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, MutableMapping
 
 from tables.dsl import FeatureView, Source
+from tables.encoded_mapping import EncodedMapping
+from tables.state import (
+    APPLIED, DUPLICATE, INVALID, LATE, LaneClock, PartitionClock, ViewState, decode_clock, decode_ids,
+    decode_view_state, encode_clock, encode_ids, encode_view_state,
+)
 from tables.windows import ViewWindows, floor_to
 
 # Duplicate detection looks up the event id in a per-minute bucket of its own
@@ -18,7 +23,8 @@ from tables.windows import ViewWindows, floor_to
 # the lateness are dropped as the watermark passes them.
 DEDUP_BUCKET_MS = 60_000
 
-APPLIED, LATE, DUPLICATE, INVALID = "applied", "late", "duplicate", "invalid"
+__all__ = ["APPLIED", "DUPLICATE", "INVALID", "LATE", "Outcome", "SourceProcessor", "Stores", "forward_key",
+           "stream_time"]
 
 
 @dataclass
@@ -36,17 +42,23 @@ class Outcome:
 class Stores:
     """Where state lives: Faust tables online, dicts offline."""
 
-    views: dict[str, MutableMapping[str, Any]]  # view.state_key -> entity -> state
-    # "<source>:<partition>" -> {"lanes": {lane: {"max": ms, "pruned": ms}},
-    #                            "counts": {status: n},
-    #                            "offset": last offset taken (None offline from files),
-    #                            "live": {state_key: first offset applied}}
-    clocks: MutableMapping[str, Any]
-    seen: MutableMapping[str, Any]  # "<source>:<partition>:<lane>:<bucket>" -> [event ids]
+    views: dict[str, MutableMapping[str, ViewState]]  # view.state_key -> entity -> state
+    clocks: MutableMapping[str, PartitionClock]  # "<source>:<partition>" -> clock
+    seen: MutableMapping[str, list[Any]]  # "<source>:<partition>:<lane>:<bucket>" -> event ids
 
     @classmethod
     def in_memory(cls, views: list[FeatureView]) -> "Stores":
         return cls(views={v.state_key: {} for v in views}, clocks={}, seen={})
+
+    @classmethod
+    def encoded(cls, views: dict[str, MutableMapping[str, bytes]], clocks: MutableMapping[str, bytes],
+                seen: MutableMapping[str, bytes]) -> "Stores":
+        """Stores over mappings of bytes (the Faust tables), through the state codec."""
+        return cls(
+            views={key: EncodedMapping(table, encode_view_state, decode_view_state) for key, table in views.items()},
+            clocks=EncodedMapping(clocks, encode_clock, decode_clock),
+            seen=EncodedMapping(seen, encode_ids, decode_ids),
+        )
 
 
 class SourceProcessor:
@@ -73,11 +85,11 @@ class SourceProcessor:
         clock_key = self.clock_key(partition)
         clock = self._clock(stores, clock_key, offset)
         lane_key = "-" if lane is None else str(lane)
-        lane_clock = clock["lanes"].setdefault(lane_key, {"max": None, "pruned": None})
+        lane_clock = clock.lanes.setdefault(lane_key, LaneClock())
         outcome = self._decide(stores, f"{clock_key}:{lane_key}", clock, lane_clock, record, time_ms)
-        clock["counts"][outcome.status] += 1
-        clock["offset"] = offset
-        if outcome.status == APPLIED and (lane_clock["max"] is None or time_ms > lane_clock["max"]):
+        clock.counts.add(outcome.status)
+        clock.offset = offset
+        if outcome.status == APPLIED and (lane_clock.max is None or time_ms > lane_clock.max):
             self._advance(stores, f"{clock_key}:{lane_key}", lane_clock, time_ms)
         stores.clocks[clock_key] = clock
         return outcome
@@ -86,35 +98,35 @@ class SourceProcessor:
         """Count a record that failed validation, so ``in = applied + rejected``."""
         clock_key = self.clock_key(partition)
         clock = self._clock(stores, clock_key, offset)
-        clock["counts"][INVALID] += 1
-        clock["offset"] = offset
+        clock.counts.add(INVALID)
+        clock.offset = offset
         stores.clocks[clock_key] = clock
 
     def clock_key(self, partition: int) -> str:
         return f"{self.source.name}:{partition}"
 
-    def pending(self, clock: dict[str, Any] | None) -> list[FeatureView]:
+    def pending(self, clock: PartitionClock | None) -> list[FeatureView]:
         """Views defined but not yet filled on a partition that has history.
 
         A partition seen for the first time starts every view at once; a view
         added later must be filled from the log before it is applied (backfill).
         A clock from before live views were recorded has its established
         (bare-named) versions live."""
-        if not clock:
+        if clock is None:
             return []
         live = self.live_of(clock)
         return [v for v in self.views if v.state_key not in live]
 
-    def pending_forwards(self, clock: dict[str, Any] | None) -> list[str]:
+    def pending_forwards(self, clock: PartitionClock | None) -> list[str]:
         """Re-keyed logs this partition does not feed yet (their history is still to be written)."""
-        if not clock:
+        if clock is None:
             return []
         live = self.live_of(clock)
         return [d for d in self.forwards if forward_key(d) not in live]
 
-    def live_of(self, clock: dict[str, Any]) -> dict[str, int]:
+    def live_of(self, clock: PartitionClock) -> dict[str, int]:
         """What is live on a partition, and from which offset."""
-        live = clock.get("live")
+        live = clock.live
         if live is None:
             # Written before live views were recorded, when a view had one
             # version and every re-keyed log was fed from the start: the
@@ -128,29 +140,24 @@ class SourceProcessor:
         clock_key = self.clock_key(partition)
         if stores.clocks.get(clock_key) is not None:
             clock = self._clock(stores, clock_key, offset)
-            clock["offset"] = offset
+            clock.offset = offset
             stores.clocks[clock_key] = clock
 
-    def _clock(self, stores: Stores, clock_key: str, offset: int | None) -> dict[str, Any]:
+    def _clock(self, stores: Stores, clock_key: str, offset: int | None) -> PartitionClock:
         clock = stores.clocks.get(clock_key)
         if clock is None:
-            return {
-                "lanes": {},
-                "counts": {APPLIED: 0, LATE: 0, DUPLICATE: 0, INVALID: 0},
-                "offset": None,
-                "live": {key: offset or 0 for key in self._live_keys()},
-            }
-        clock["live"] = self.live_of(clock)
+            return PartitionClock(live={key: offset or 0 for key in self._live_keys()})
+        clock.live = self.live_of(clock)
         return clock
 
     def _live_keys(self) -> list[str]:
         return [v.state_key for v in self.views] + [forward_key(d) for d in self.forwards]
 
     def _decide(
-        self, stores: Stores, lane_key: str, clock: dict[str, Any], lane_clock: dict[str, Any],
+        self, stores: Stores, lane_key: str, clock: PartitionClock, lane_clock: LaneClock,
         record: dict[str, Any], time_ms: int,
     ) -> Outcome:
-        if lane_clock["max"] is not None and time_ms < lane_clock["max"] - self.source.lateness_ms:
+        if lane_clock.max is not None and time_ms < lane_clock.max - self.source.lateness_ms:
             return Outcome(LATE, time_ms)
 
         bucket_key = f"{lane_key}:{floor_to(time_ms, DEDUP_BUCKET_MS)}"
@@ -160,7 +167,7 @@ class SourceProcessor:
             return Outcome(DUPLICATE, time_ms)
 
         entity = str(record[self.source.key])
-        live = clock.get("live") or {}
+        live = clock.live or {}
         views = [v for v in self.views if v.state_key in live]
         states = {view.state_key: stores.views[view.state_key].get(entity) for view in views}
         if any(not self.windows[k].can_apply(state, time_ms) for k, state in states.items()):
@@ -172,8 +179,8 @@ class SourceProcessor:
 
         # Tiles a future record can need reach back to the slowest lane.
         low_watermark = min(
-            time_ms if c is lane_clock and (c["max"] is None or time_ms > c["max"]) else c["max"]
-            for c in clock["lanes"].values()
+            time_ms if c is lane_clock and (c.max is None or time_ms > c.max) else c.max
+            for c in clock.lanes.values()
         )
         outcome = Outcome(APPLIED, time_ms, forwards=[d for d in self.forwards if forward_key(d) in live])
         for view in views:
@@ -185,17 +192,17 @@ class SourceProcessor:
             )
         return outcome
 
-    def _advance(self, stores: Stores, lane_key: str, lane_clock: dict[str, Any], time_ms: int) -> None:
+    def _advance(self, stores: Stores, lane_key: str, lane_clock: LaneClock, time_ms: int) -> None:
         """Move the lane's clock forward and drop the dedup buckets it passed."""
         horizon = floor_to(time_ms - self.source.lateness_ms, DEDUP_BUCKET_MS)
-        if lane_clock["pruned"] is not None:
+        if lane_clock.pruned is not None:
             # No bucket lies past the previous maximum, so the sweep is bounded
             # by the lateness even when event time jumps ahead by days.
-            end = min(horizon, floor_to(lane_clock["max"], DEDUP_BUCKET_MS) + DEDUP_BUCKET_MS)
-            for bucket in range(lane_clock["pruned"], end, DEDUP_BUCKET_MS):
+            end = min(horizon, floor_to(lane_clock.max, DEDUP_BUCKET_MS) + DEDUP_BUCKET_MS)
+            for bucket in range(lane_clock.pruned, end, DEDUP_BUCKET_MS):
                 stores.seen.pop(f"{lane_key}:{bucket}", None)
-        lane_clock["max"] = time_ms
-        lane_clock["pruned"] = horizon
+        lane_clock.max = time_ms
+        lane_clock.pruned = horizon
 
 
 def forward_key(derived: str) -> str:
@@ -203,8 +210,8 @@ def forward_key(derived: str) -> str:
     return f"fwd:{derived}"
 
 
-def stream_time(clock: dict[str, Any] | None) -> int | None:
+def stream_time(clock: PartitionClock | None) -> int | None:
     """The newest event time a partition has applied (over all its lanes)."""
-    if not clock:
+    if clock is None:
         return None
-    return max((c["max"] for c in clock["lanes"].values() if c["max"] is not None), default=None)
+    return max((c.max for c in clock.lanes.values() if c.max is not None), default=None)

@@ -1,15 +1,9 @@
 """Hop-aligned tiles of mergeable partial aggregates for one (view, entity).
 
-The state is plain JSON data so the online table and the offline replay hold
-the very same bytes:
-
-    {"seq": int,              # events applied so far: the log-order tie-breaker
-     "max_time": int | None,  # newest event time applied
-     "horizon": int | None,   # oldest event time still applicable: tiles before it are pruned
-     "life": [ir, ...],       # lifetime features, in view order
-     "tiles": {"<hop_ms>": {"<tile_start_ms>": [ir, ..., newest_event_ms]}}}
-
-Features sharing a hop share tiles; ``tile(x) = floor(x / H) * H`` (UTC epoch).
+The state is a ``tables.state.ViewState``: lifetime IRs, and per hop the
+tiles by start time, each with one IR per feature of that hop and the newest
+event time it holds.  Features sharing a hop share tiles;
+``tile(x) = floor(x / H) * H`` (UTC epoch).
 """
 from __future__ import annotations
 
@@ -17,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tables.dsl import FeatureView, Feature
+from tables.state import Tile, ViewState
 
-State = dict[str, Any]
+State = ViewState
 
 
 def floor_to(x: int, step: int) -> int:
@@ -32,7 +27,7 @@ def is_missing(value: Any) -> bool:
 @dataclass(frozen=True)
 class _Slot:
     feature: Feature
-    group: str | None  # hop as a string key, None for lifetime features
+    group: int | None  # hop ms, None for lifetime features
     index: int
 
 
@@ -45,7 +40,7 @@ class ViewWindows:
         self._slots: list[_Slot] = []
         group_sizes: dict[str | None, int] = {}
         for feat in view.features:
-            group = None if feat.window_ms is None else str(feat.hop_ms)
+            group = None if feat.window_ms is None else feat.hop_ms
             index = group_sizes.get(group, 0)
             group_sizes[group] = index + 1
             self._slots.append(_Slot(feat, group, index))
@@ -58,50 +53,48 @@ class ViewWindows:
         }
 
     def new_state(self) -> State:
-        life = [s.feature.agg.init() for s in self._groups.get(None, [])]
-        return {"seq": 0, "max_time": None, "horizon": None, "life": life, "tiles": {}}
+        return ViewState(life=[s.feature.agg.init() for s in self._groups.get(None, [])])
 
     def apply(self, state: State, record: dict[str, Any], time_ms: int, watermark_ms: int | None = None) -> State:
         """Add one event.  ``watermark_ms``: no later record of this log is older
         than it minus the lateness (default: this entity's newest event)."""
-        seq = state["seq"]
+        seq = state.seq
         for group, slots in self._groups.items():
             if group is None:
-                irs = state["life"]
+                irs = state.life
             else:
-                tiles = state["tiles"].setdefault(group, {})
-                start = str(floor_to(time_ms, int(group)))
-                irs = tiles.get(start)
-                if irs is None:
-                    # one IR per feature, then the newest event time in the tile
-                    irs = tiles[start] = [*(s.feature.agg.init() for s in slots), time_ms]
-                elif time_ms > irs[-1]:
-                    irs[-1] = time_ms
+                tiles = state.tiles.setdefault(group, {})
+                start = floor_to(time_ms, group)
+                tile = tiles.get(start)
+                if tile is None:
+                    tile = tiles[start] = Tile([s.feature.agg.init() for s in slots], time_ms)
+                elif time_ms > tile.newest:
+                    tile.newest = time_ms
+                irs = tile.irs
             for slot in slots:
                 agg = slot.feature.agg
                 value = None if agg.field is None else record.get(agg.field)
                 if agg.needs_value and is_missing(value):
                     continue
                 irs[slot.index] = agg.update(irs[slot.index], value, time_ms, seq)
-        state["seq"] = seq + 1
-        if state["max_time"] is None or time_ms > state["max_time"]:
-            state["max_time"] = time_ms
-        reference = state["max_time"] if watermark_ms is None else min(state["max_time"], watermark_ms)
+        state.seq = seq + 1
+        if state.max_time is None or time_ms > state.max_time:
+            state.max_time = time_ms
+        reference = state.max_time if watermark_ms is None else min(state.max_time, watermark_ms)
         horizon = reference - self.lateness_ms
-        if state.get("horizon") is None or horizon > state["horizon"]:
-            state["horizon"] = horizon
+        if state.horizon is None or horizon > state.horizon:
+            state.horizon = horizon
             self._prune(state, reference)
         return state
 
     def can_apply(self, state: State | None, time_ms: int) -> bool:
         """False for an event older than the history this entity still keeps."""
-        return state is None or state.get("horizon") is None or time_ms >= state["horizon"]
+        return state is None or state.horizon is None or time_ms >= state.horizon
 
     def _prune(self, state: State, reference: int) -> None:
-        for group, tiles in state["tiles"].items():
-            hop = int(group)
-            oldest = floor_to(reference - self._retain_ms[group], hop)
-            for start in [s for s in tiles if int(s) < oldest]:
+        for hop, tiles in state.tiles.items():
+            oldest = floor_to(reference - self._retain_ms[hop], hop)
+            for start in [s for s in tiles if s < oldest]:
                 del tiles[start]
 
     def values(self, state: State | None, time_ms: int) -> dict[str, Any]:
@@ -112,15 +105,15 @@ class ViewWindows:
         for slot in self._slots:
             feat, agg = slot.feature, slot.feature.agg
             if slot.group is None:
-                out[feat.name] = agg.finalize(state["life"][slot.index])
+                out[feat.name] = agg.finalize(state.life[slot.index])
                 continue
             hop = feat.hop_ms or 0
-            tiles = state["tiles"].get(slot.group, {})
+            tiles = state.tiles.get(slot.group, {})
             acc = agg.init()
             for start in range(floor_to(time_ms - (feat.window_ms or 0), hop), floor_to(time_ms, hop) + 1, hop):
-                irs = tiles.get(str(start))
-                if irs is not None:
-                    acc = agg.merge(acc, irs[slot.index])
+                tile = tiles.get(start)
+                if tile is not None:
+                    acc = agg.merge(acc, tile.irs[slot.index])
             out[feat.name] = agg.finalize(acc)
         return out
 
@@ -132,19 +125,19 @@ class ViewWindows:
         feature only when the entity has nothing later than T.  Never a guess."""
         if state is None:
             return self.values(None, at_ms), {}
-        if state.get("horizon") is not None and at_ms < state["horizon"]:
+        if state.horizon is not None and at_ms < state.horizon:
             raise ValueError(f"{at_ms} is older than the history kept for this entity")
         values = self.values(state, at_ms)
         unavailable: dict[str, str] = {}
         for slot in self._slots:
             feat = slot.feature
             if slot.group is None:
-                if state["max_time"] is not None and state["max_time"] > at_ms:
+                if state.max_time is not None and state.max_time > at_ms:
                     unavailable[feat.name] = "lifetime feature: the entity has events after as_of"
                 continue
             start = floor_to(at_ms, feat.hop_ms or 1)
-            irs = state["tiles"].get(slot.group, {}).get(str(start))
-            if irs is not None and irs[-1] > at_ms:
+            tile = state.tiles.get(slot.group, {}).get(start)
+            if tile is not None and tile.newest > at_ms:
                 end = start + (feat.hop_ms or 0) - 1
                 unavailable[feat.name] = f"its tile ends at {end} ms and holds events after as_of; ask for as_of >= {end} ms"
         for name in unavailable:

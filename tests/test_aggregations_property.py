@@ -193,7 +193,7 @@ def test_online_as_of_is_exact_or_says_why(events: list[dict], asks: list[tuple[
         try:
             values, unavailable = windows.as_of(state, at)
         except ValueError:
-            assert state is not None and at < state["horizon"]
+            assert state is not None and at < state.horizon
             continue
         assert set(values) | set(unavailable) == {f.name for f in FEATURES}
         want = oracle.as_of(frame, oracle.specs_of(VIEW), "k", key, at)

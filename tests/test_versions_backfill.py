@@ -18,6 +18,7 @@ from tables.dsl import Feature, FeatureView, Source
 from tables.processor import SourceProcessor, Stores
 from tables.log_record import CONTROL_HEADER, LogRecord, is_control
 from tables.replay import replay, take
+from tables.state import Counts, PartitionClock, decode_clock
 
 MIN = 60_000
 SOURCE = Source("s", {"event_id": "str", "t": "int", "k": "str", "v": "float"},
@@ -46,6 +47,11 @@ def logs(draw: st.DrawFn) -> list[dict[str, Any]]:
             records.append({"event_id": f"e{i}", "t": t, "k": draw(st.sampled_from("ab")),
                             "v": draw(st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)))})
     return records
+
+
+def _stored(clock: dict[str, Any]) -> PartitionClock:
+    """A clock as an earlier build wrote it to its table."""
+    return decode_clock(json.dumps(clock).encode())
 
 
 def _log(records: list[dict[str, Any]]) -> list[LogRecord]:
@@ -78,9 +84,9 @@ def test_fill_handed_over_at_any_offset_serves_what_a_full_replay_serves(records
     job = SourceProcessor(SOURCE, [V2])
     for record in log[:cut]:
         _take(job, filled, record)
-    assert filled.clocks[job.clock_key(0)]["counts"] == clock["counts"]  # the check the handover makes
+    assert filled.clocks[job.clock_key(0)].counts == clock.counts  # the check the handover makes
     online.views[V2.state_key].update(copy.deepcopy(filled.views[V2.state_key]))
-    clock["live"][V2.state_key] = cut
+    clock.live[V2.state_key] = cut
     online.clocks[both.clock_key(0)] = clock
     assert both.pending(online.clocks[both.clock_key(0)]) == []
 
@@ -114,14 +120,14 @@ def test_a_partition_seen_for_the_first_time_starts_every_view() -> None:
     assert processor.pending(None) == []
     _take(processor, stores, LogRecord(0, 7, json.dumps({"event_id": "a", "t": 1_700_000_000_000, "k": "a", "v": 1}).encode()))
     clock = stores.clocks[processor.clock_key(0)]
-    assert clock["live"] == {V1.state_key: 7, V2.state_key: 7} and clock["offset"] == 7
+    assert clock.live == {V1.state_key: 7, V2.state_key: 7} and clock.offset == 7
     # A clock written before live views were recorded: established versions are live, newer ones filled.
-    legacy = {"lanes": {}, "counts": {"applied": 1, "late": 0, "duplicate": 0, "invalid": 0}}
+    legacy = _stored({"lanes": {}, "counts": {"applied": 1, "late": 0, "duplicate": 0, "invalid": 0}})
     assert processor.pending(legacy) == [V2]
     stores.clocks[processor.clock_key(1)] = legacy
     processor.touch(stores, 1, 3)  # a marker: the clock learns its offset, nothing is counted
     clock = stores.clocks[processor.clock_key(1)]
-    assert clock["offset"] == 3 and clock["live"] == {V1.state_key: 0} and clock["counts"] == legacy["counts"]
+    assert clock.offset == 3 and clock.live == {V1.state_key: 0} and clock.counts == Counts(applied=1)
     processor.touch(stores, 2, 5)  # no clock, nothing to take
     assert processor.clock_key(2) not in stores.clocks
 
@@ -214,13 +220,13 @@ def test_a_re_keyed_log_added_later_waits_for_its_history() -> None:
     event = {"event_id": "a", "t": 1_700_000_000_000, "k": "a", "v": 1.0}
     outcome = fresh.process(stores, 0, event, event["t"], offset=0)
     assert outcome.forwards == ["s.by_c"]  # a partition's first event: every log is fed from the start
-    old_clock = {"lanes": {}, "counts": {"applied": 3, "late": 0, "duplicate": 0, "invalid": 0},
-                 "offset": 2, "live": {V1.state_key: 0}}
+    old_clock = _stored({"lanes": {}, "counts": {"applied": 3, "late": 0, "duplicate": 0, "invalid": 0},
+                         "offset": 2, "live": {V1.state_key: 0}})
     stores.clocks[fresh.clock_key(1)] = old_clock
     assert fresh.pending_forwards(old_clock) == ["s.by_c"]
     outcome = fresh.process(stores, 1, {**event, "event_id": "b"}, event["t"], offset=3)
     assert outcome.status == "applied" and outcome.forwards == []  # nothing forwarded before its history
-    legacy = {"lanes": {}, "counts": {}}
+    legacy = _stored({"lanes": {}, "counts": {}})
     assert fresh.pending_forwards(legacy) == []  # older clocks fed every log they had
 
 
