@@ -45,7 +45,8 @@ from faust.types import TP
 
 from agents.readiness import is_ready
 from agents.source_runtime import SourceRuntime
-from agents.control_plane import FAILED, FILLING, LIVE, ControlPlane, fill_key, now_iso
+from agents.control_plane import ControlPlane
+from agents.control_records import FAILED, FILLING, LIVE, FillStatus, encode, now_iso
 from kafka_plumbing.log_reader import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.dsl import FeatureView
@@ -198,7 +199,7 @@ class Backfill:
                 self._announce(runtime, partition, clock)
                 pending = runtime.processor.pending(clock)
                 # A re-keyed log is fed once its history is written through a known offset.
-                forwards = {d: h["through"] for d in runtime.processor.pending_forwards(clock)
+                forwards = {d: h.through for d in runtime.processor.pending_forwards(clock)
                             if (h := self.plane.histories.get((d, partition))) is not None}
                 if not pending and not forwards:
                     continue
@@ -230,18 +231,18 @@ class Backfill:
                         runtime.source.name, partition)
         live = runtime.processor.live_of(clock)
         for view in runtime.views:
-            known = self.plane.fills.get((view.state_key, partition)) or {}
-            if live.get(view.state_key) is not None and known.get("status") != LIVE:
-                self._send(view.state_key, runtime, partition, _about(view),
-                           {"status": LIVE, "live_from": live[view.state_key]})
+            known = self.plane.fills.get((view.state_key, partition))
+            if live.get(view.state_key) is not None and (known is None or known.status != LIVE):
+                self._send(self._status(view.state_key, runtime, partition, LIVE, view=view,
+                                        live_from=live[view.state_key]))
         for derived in runtime.processor.forwards:
             key = forward_key(derived)
-            known = self.plane.fills.get((key, partition)) or {}
-            if live.get(key) is not None and known.get("status") != LIVE:
-                self._send(key, runtime, partition, {"derived": derived}, {"status": LIVE, "live_from": live[key]})
-            elif live.get(key) is None and known.get("status") is None:
-                self._send(key, runtime, partition, {"derived": derived}, {
-                    "status": FILLING, "detail": f"waiting for its history: featurestream backfill (a view on {derived})"})
+            known = self.plane.fills.get((key, partition))
+            if live.get(key) is not None and (known is None or known.status != LIVE):
+                self._send(self._status(key, runtime, partition, LIVE, derived=derived, live_from=live[key]))
+            elif live.get(key) is None and known is None:
+                self._send(self._status(key, runtime, partition, FILLING, derived=derived, detail=(
+                    f"waiting for its history: featurestream backfill (a view on {derived})")))
 
     async def _run(self, job: FillJob) -> None:
         tp = TopicPartition(self.settings.topics.events(job.runtime.source.name), job.partition)
@@ -306,19 +307,18 @@ class Backfill:
         )
 
     def _report(self, job: FillJob) -> None:
-        status = {"status": job.status, "through": job.through, "end": job.end,
-                  "live_from": job.live_from, "detail": job.detail}
+        progress = {"through": job.through, "end": job.end, "live_from": job.live_from, "detail": job.detail}
         for view in job.views:
-            self._send(view.state_key, job.runtime, job.partition, _about(view), status)
+            self._send(self._status(view.state_key, job.runtime, job.partition, job.status, view=view, **progress))
         for derived in job.forwards:
-            self._send(forward_key(derived), job.runtime, job.partition, {"derived": derived}, status)
+            self._send(self._status(forward_key(derived), job.runtime, job.partition, job.status, derived=derived,
+                                    **progress))
 
-    def _send(self, key: str, runtime: SourceRuntime, partition: int, about: dict[str, Any],
-              status: dict[str, Any]) -> None:
-        record = {"kind": "fill", "state_key": key, "source": runtime.source.name, "partition": partition,
-                  "worker": str(self.app.conf.canonical_url), "at": now_iso(), **about, **status}
-        self.plane.topic.send_soon(key=fill_key(key, partition).encode(), value=json.dumps(record).encode())
+    def _status(self, key: str, runtime: SourceRuntime, partition: int, status: str,
+                view: FeatureView | None = None, **fields: Any) -> FillStatus:
+        about = {} if view is None else {"view": view.name, "version": view.version, "ref": view.ref}
+        return FillStatus(state_key=key, source=runtime.source.name, partition=partition, status=status,
+                          worker=str(self.app.conf.canonical_url), at=now_iso(), **about, **fields)
 
-
-def _about(view: FeatureView) -> dict[str, Any]:
-    return {"view": view.name, "version": view.version, "ref": view.ref}
+    def _send(self, record: FillStatus) -> None:
+        self.plane.topic.send_soon(key=record.key.encode(), value=encode(record))

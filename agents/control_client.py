@@ -8,48 +8,48 @@ worker's verdict on the audit topic."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents.control_plane import ControlState, now_iso
+from agents.control_plane import ControlState
+from agents.control_records import (
+    CommandAudit, CutoverCommand, ModelCommand, ModelDeployment, decode_audit, encode, now_iso,
+)
 from agents.scoring import desired_state
 from kafka_plumbing.log_reader import read_all, stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
 
-async def current_states(settings: Settings) -> dict[str, dict[str, Any]]:
-    """model -> the last applied desired state."""
-    states: dict[str, dict[str, Any]] = {}
+async def current_states(settings: Settings) -> dict[str, ModelDeployment]:
+    """model -> the last applied state."""
+    states: dict[str, ModelDeployment] = {}
     for message in await read_all(settings, settings.topics.audit):
         try:
-            record = json.loads(message.value)
-        except (TypeError, ValueError):
+            record = decode_audit(message.value)
+        except (ValueError, msgspec.ValidationError):
             continue
-        if record.get("type") == "command" and record.get("result") == "applied":
-            state = record.get("state") or record["command"]
-            if "model" in state:  # not a view cut-over
-                states[state["model"]] = state
+        if isinstance(record, CommandAudit) and record.result == "applied" and isinstance(record.state, ModelDeployment):
+            states[record.state.model] = record.state
     return states
 
 
 async def issue(settings: Settings, model: str, action: str, version: int | None, by: str,
-                wait_seconds: float = 30.0) -> dict[str, Any]:
+                wait_seconds: float = 30.0) -> CommandAudit:
     """A model command from its current state, and the workers' verdict."""
     states = await current_states(settings)
     command = desired_state(states.get(model), action, model, version)
-    command.update({"model": model, "action": action, "by": by})
+    command.by = by
     return await issue_command(settings, model, command, wait_seconds)
 
 
 async def issue_cutover(settings: Settings, view: str, version: int, by: str,
-                        wait_seconds: float = 30.0) -> dict[str, Any]:
+                        wait_seconds: float = 30.0) -> CommandAudit:
     """Make ``version`` the one that answers to the view's name, on every worker."""
-    command = {"view": view, "version": version, "action": "cutover", "by": by}
+    command = CutoverCommand(view=view, version=version, by=by)
     return await issue_command(settings, f"view:{view}", command, wait_seconds)
 
 
@@ -61,10 +61,10 @@ async def control_state(settings: Settings, definitions: Definitions) -> Control
     return state
 
 
-async def issue_command(settings: Settings, key: str, command: dict[str, Any],
-                        wait_seconds: float = 30.0) -> dict[str, Any]:
+async def issue_command(settings: Settings, key: str, command: ModelCommand | CutoverCommand,
+                        wait_seconds: float = 30.0) -> CommandAudit:
     """Publish a command and wait for a worker's verdict (the audit record)."""
-    command = {**command, "id": uuid.uuid4().hex, "at": now_iso()}
+    command = msgspec.structs.replace(command, id=uuid.uuid4().hex, at=now_iso())
     audit = AIOKafkaConsumer(settings.topics.audit, bootstrap_servers=settings.bootstrap,
                              enable_auto_commit=False, auto_offset_reset="latest", **settings.kafka_security())
     await audit.start()
@@ -75,7 +75,7 @@ async def issue_command(settings: Settings, key: str, command: dict[str, Any],
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", **settings.kafka_security())
         await producer.start()
         try:
-            await producer.send_and_wait(settings.topics.control, key=key.encode(), value=json.dumps(command).encode())
+            await producer.send_and_wait(settings.topics.control, key=key.encode(), value=encode(command))
         finally:
             await producer.stop()
         deadline = time.monotonic() + wait_seconds
@@ -83,18 +83,21 @@ async def issue_command(settings: Settings, key: str, command: dict[str, Any],
             batch = await audit.getmany(timeout_ms=500)
             for messages in batch.values():
                 for message in messages:
-                    record = json.loads(message.value)
-                    if record.get("type") == "command" and (record.get("command") or {}).get("id") == command["id"]:
+                    try:
+                        record = decode_audit(message.value)
+                    except (ValueError, msgspec.ValidationError):
+                        continue
+                    if isinstance(record, CommandAudit) and (record.command or {}).get("id") == command.id:
                         return record
-        return {"type": "command", "command": command, "result": "pending",
-                "reason": f"no worker answered within {wait_seconds:.0f}s (is a worker running?)"}
+        return CommandAudit(at=now_iso(), command=msgspec.to_builtins(command), result="pending",
+                            reason=f"no worker answered within {wait_seconds:.0f}s (is a worker running?)")
     finally:
         await stop_consumer(audit)
 
 
-def issue_sync(settings: Settings, model: str, action: str, version: int | None, by: str) -> dict[str, Any]:
+def issue_sync(settings: Settings, model: str, action: str, version: int | None, by: str) -> CommandAudit:
     return asyncio.run(issue(settings, model, action, version, by))
 
 
-def states_sync(settings: Settings) -> dict[str, dict[str, Any]]:
+def states_sync(settings: Settings) -> dict[str, ModelDeployment]:
     return asyncio.run(current_states(settings))

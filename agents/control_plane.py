@@ -1,15 +1,10 @@
 """The control plane every worker shares: one compacted log of accepted states.
 
-``fs.deployments`` (compacted) holds the latest accepted state per key:
-
-- ``<model>``: a model's deployment (primary, shadow, previous), see ``agents.scoring``;
-- ``view:<name>``: the version of a view that answers to its bare name (cut-over);
-- ``fill:<state_key>:<partition>``: whether a view version is filled on a
-  partition and from which offset it is applied live, see ``agents.backfill``;
-  ``fill:fwd:<derived>:<partition>`` the same for a re-keyed log fed by that
-  partition;
-- ``history:<derived>:<partition>``: the parent partition's history, re-keyed
-  into a new derived log by ``featurestream backfill``, through which offset.
+``fs.deployments`` (compacted) holds the latest accepted state per key, as
+the typed records of ``agents.control_records``: model deployments (see
+``agents.scoring``), view cut-overs, fill status per view version and
+partition (see ``agents.backfill``), and re-keyed histories written by
+``featurestream backfill``.
 
 Commands arrive on ``fs.control``; the control agent checks each one, writes
 the accepted state here and an audit record either way, so a refused command
@@ -23,12 +18,17 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable
+
+import msgspec
 
 import faust
 from aiokafka import AIOKafkaConsumer
 
+from agents.control_records import (
+    FILLING, LIVE, CommandAudit, DeploymentRecord, FillStatus, HistoryWritten, ModelCommand, ModelDeployment,
+    ViewCutover, decode_deployment, encode, now_iso,
+)
 from kafka_plumbing.log_reader import stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.definitions import DefinitionError, Definitions
@@ -37,23 +37,8 @@ from tables.processor import forward_key
 
 log = logging.getLogger(__name__)
 
-LIVE, FILLING, FAILED = "live", "filling", "failed"
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class CommandError(ValueError):
     """A control command that cannot be applied; the message says why."""
-
-
-def fill_key(state_key: str, partition: int) -> str:
-    return f"fill:{state_key}:{partition}"
-
-
-def history_key(derived: str, partition: int) -> str:
-    return f"history:{derived}:{partition}"
 
 
 @dataclass
@@ -61,35 +46,38 @@ class ControlState:
     """What the deployments log says, as plain data (workers and the command line)."""
 
     definitions: Definitions
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
-    views: dict[str, dict[str, Any]] = field(default_factory=dict)  # view name -> accepted cut-over
-    fills: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (state_key, partition) -> status
-    histories: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (derived, partition) -> written
+    models: dict[str, ModelDeployment] = field(default_factory=dict)
+    views: dict[str, ViewCutover] = field(default_factory=dict)  # view name -> accepted cut-over
+    fills: dict[tuple[str, int], FillStatus] = field(default_factory=dict)  # (state_key, partition) -> status
+    histories: dict[tuple[str, int], HistoryWritten] = field(default_factory=dict)  # (derived, partition) -> written
 
     def follow_record(self, value: bytes | None) -> None:
         """One record of the deployments log into this worker's snapshot."""
         try:
-            state = json.loads(value or b"")
-        except ValueError:
-            log.warning("skipping an unreadable deployments record")
+            record = decode_deployment(value)
+        except (ValueError, msgspec.ValidationError) as exc:
+            log.warning("skipping an unreadable deployments record: %s", exc)
             return
-        kind = state.get("kind")
-        if kind == "view":
-            self.views[state["view"]] = state
-        elif kind == "fill":
-            self.fills[(state["state_key"], state["partition"])] = state
-        elif kind == "history":
-            self.histories[(state["derived"], state["partition"])] = state
-        elif "model" in state:
-            self.models[state["model"]] = state
+        self.follow(record)
+
+    def follow(self, record: DeploymentRecord) -> None:
+        if isinstance(record, ViewCutover):
+            self.views[record.view] = record
+        elif isinstance(record, FillStatus):
+            self.fills[(record.state_key, record.partition)] = record
+        elif isinstance(record, HistoryWritten):
+            self.histories[(record.derived, record.partition)] = record
+        else:
+            self.models[record.model] = record
 
     def serving(self, name: str) -> FeatureView:
         """The version answering to ``name``: the cut-over one, else the established one."""
         versions = self.definitions.versions(name)
-        chosen = (self.views.get(name) or {}).get("version")
+        cutover = self.views.get(name)
+        chosen = None if cutover is None else cutover.version
         return versions.get(chosen) or next(iter(versions.values()))
 
-    def fill_status(self, view: FeatureView) -> dict[int, dict[str, Any]]:
+    def fill_status(self, view: FeatureView) -> dict[int, FillStatus]:
         """partition -> last fill status of ``view``, for every partition of its
         source that has ever held an event (the others start every view live).
         A view on a re-keyed log is filling everywhere until every partition of
@@ -99,40 +87,46 @@ class ControlState:
             missing = self.unfed(view.source.name, view.source.parent)
             if missing:
                 detail = f"{view.source.parent} partitions {missing} do not feed {view.source.name} yet"
-                status = {p: {**s, "status": FILLING, "detail": detail} if s["status"] == LIVE else s
-                          for p, s in status.items()} or {-1: {"status": FILLING, "partition": -1, "through": None,
-                                                               "end": None, "detail": detail}}
+                status = {p: msgspec.structs.replace(s, status=FILLING, detail=detail) if s.status == LIVE else s
+                          for p, s in status.items()} or {-1: FillStatus(state_key=view.state_key, source=view.source.name,
+                                                                         partition=-1, status=FILLING, detail=detail)}
         return status
 
     def unfed(self, derived: str, parent: str) -> list[int]:
         """Partitions of ``parent`` whose worker said they do not feed ``derived`` yet."""
         key = forward_key(derived)
         return sorted(p for (k, p), s in self.fills.items()
-                      if k == key and s.get("source") == parent and s.get("status") != LIVE)
+                      if k == key and s.source == parent and s.status != LIVE)
 
-    def _status(self, key: str, source: str) -> dict[int, dict[str, Any]]:
-        partitions = {p for (_, p), s in self.fills.items() if s.get("source") == source}
+    def _status(self, key: str, source: str) -> dict[int, FillStatus]:
+        partitions = {p for (_, p), s in self.fills.items() if s.source == source}
         return {
-            p: self.fills.get((key, p)) or {"status": FILLING, "partition": p, "through": None, "end": None}
+            p: self.fills.get((key, p)) or FillStatus(state_key=key, source=source, partition=p, status=FILLING)
             for p in sorted(partitions)
         }
 
-    def check_cutover(self, command: dict[str, Any]) -> dict[str, Any]:
+    def check_cutover(self, command: dict[str, Any]) -> ViewCutover:
         name, version = command.get("view"), command.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
             raise CommandError("version must be an integer")
+        if not isinstance(name, str):
+            raise CommandError("view must be a view name")
         try:
             view = self.definitions.version(name, version)
         except DefinitionError as exc:
             raise CommandError(str(exc)) from exc
-        unfilled = {p: s["status"] for p, s in self.fill_status(view).items() if s["status"] != LIVE}
+        unfilled = {p: s.status for p, s in self.fill_status(view).items() if s.status != LIVE}
         if unfilled:
             raise CommandError(
                 f"{name} v{version} is not filled on every partition yet ({unfilled}); "
                 f"wait for `featurestream backfill {name} --version {version}` to finish"
             )
-        return {"kind": "view", "view": name, "version": version, "state_key": view.state_key,
-                "previous": self.serving(name).version, "command_id": command.get("id"), "applied_at": now_iso()}
+        return ViewCutover(view=name, version=version, state_key=view.state_key, previous=self.serving(name).version,
+                           command_id=_text(command.get("id")), applied_at=now_iso())
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -154,41 +148,37 @@ class ControlPlane(ControlState):
         await asyncio.wait_for(future, timeout)
 
 
-ModelCheck = Callable[[dict[str, Any]], dict[str, Any]]  # a model command -> the state it asks for
+ModelCheck = Callable[[ModelCommand], ModelDeployment]  # a model command -> the state it asks for
 
 
-def apply_command(plane: ControlState, check_model: ModelCheck | None, payload: bytes | None) -> dict[str, Any]:
+def apply_command(plane: ControlState, check_model: ModelCheck | None, payload: bytes | None) -> CommandAudit:
     """Check one control record: the audit record, with the state to publish when applied.
     ``check_model`` judges model commands (None: the feature module declares no models)."""
-    audit: dict[str, Any] = {"type": "command", "at": now_iso()}
+    audit = CommandAudit(at=now_iso())
     try:
         command = json.loads(payload or b"")
         if not isinstance(command, dict):
             raise CommandError("a command is a JSON object")
-        audit["command"] = command
+        audit.command = command
         if "view" in command:
-            audit["state"] = plane.check_cutover(command)
+            audit.state = plane.check_cutover(command)
         elif check_model is None:
             raise CommandError(f"{plane.definitions.module} declares no MODELS")
         else:
-            audit["state"] = check_model(command)
-        audit["result"] = "applied"
+            audit.state = check_model(_model_command(command))
+        audit.result = "applied"
     except (CommandError, ValueError) as exc:
-        audit["result"] = "refused"
-        audit["reason"] = str(exc)
+        audit.result = "refused"
+        audit.reason = str(exc)
         log.warning("control command refused: %s", exc)
     return audit
 
 
-def state_key_of(state: dict[str, Any]) -> str:
-    """The deployments-log key an accepted state is kept under."""
-    if state.get("kind") == "view":
-        return f"view:{state['view']}"
-    if state.get("kind") == "fill":
-        return fill_key(state["state_key"], state["partition"])
-    if state.get("kind") == "history":
-        return history_key(state["derived"], state["partition"])
-    return state["model"]
+def _model_command(command: dict[str, Any]) -> ModelCommand:
+    try:
+        return msgspec.convert(command, ModelCommand)
+    except msgspec.ValidationError as exc:
+        raise CommandError(f"not a model command: {exc}") from exc
 
 
 def register_control_plane(app: faust.App, settings: Settings, definitions: Definitions) -> ControlPlane:
@@ -218,10 +208,9 @@ def register_control_agent(app: faust.App, plane: ControlPlane, check_model: Mod
             except asyncio.TimeoutError:
                 log.warning("deployments log not caught up; judging the command on what was read")
             result = apply_command(plane, check_model, event.message.value)
-            if result["result"] == "applied":
-                state = result["state"]
-                await plane.topic.send(key=state_key_of(state).encode(), value=json.dumps(state).encode())
-            plane.audit.send_soon(key=event.message.key, value=json.dumps(result).encode())
+            if result.result == "applied" and result.state is not None:
+                await plane.topic.send(key=result.state.key.encode(), value=encode(result.state))
+            plane.audit.send_soon(key=event.message.key, value=encode(result))
 
 
 async def follow(plane: ControlPlane, app: faust.App) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -32,7 +31,6 @@ from agents.scoring import ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
-from tables.dsl import FeatureView, Source
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor, Stores
 from tables.log_record import is_control, lane_headers, lane_of
 

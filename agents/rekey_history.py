@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.progress import Progress
 
-from agents.control_plane import LIVE, ControlState, history_key, now_iso
+from agents.control_plane import ControlState
+from agents.control_records import LIVE, HistoryWritten, encode, now_iso
 from agents.control_client import control_state
 from kafka_plumbing.log_reader import read_topic, topic_size
 from kafka_plumbing.settings import Settings
@@ -58,7 +58,7 @@ def plan(state: ControlState, sizes: dict[int, tuple[int, int]], derived: Source
         status = state.fills.get((forward_key(derived.name), partition))
         if status is None:
             waiting.append(partition)
-        elif status.get("status") != LIVE and (derived.name, partition) not in state.histories:
+        elif status.status != LIVE and (derived.name, partition) not in state.histories:
             ends[partition] = end
     return RekeyPlan(derived, parent, ends, waiting)
 
@@ -105,11 +105,9 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
             bar.update(task, completed=len(merged))
             # Only once every record is acknowledged: workers forward what follows.
             for partition, end in rekey.ends.items():
-                record = {"kind": "history", "derived": rekey.derived.name, "parent": rekey.parent.name,
-                          "partition": partition, "through": end - 1, "records": len(applied[partition]),
-                          "at": now_iso()}
-                await producer.send_and_wait(settings.topics.deployments,
-                                             json.dumps(record).encode(), key=history_key(rekey.derived.name, partition).encode())
+                record = HistoryWritten(derived=rekey.derived.name, parent=rekey.parent.name, partition=partition,
+                                        through=end - 1, records=len(applied[partition]), at=now_iso())
+                await producer.send_and_wait(settings.topics.deployments, encode(record), key=record.key.encode())
         finally:
             await producer.stop()
     return written

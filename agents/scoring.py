@@ -1,7 +1,7 @@
 """In-stream scoring of every applied event with the deployed models.
 
 - ``fs.control`` (compacted, keyed by model name) carries the *desired* state
-  of a model: ``{"model", "primary", "shadow", "previous", "action", "id"}``.
+  of a model (``agents.control_records.ModelCommand``).
   Commands are absolute, so the latest record per model is enough to rebuild
   the state after compaction; "rollback" is resolved by the command line into
   the previous primary.
@@ -23,7 +23,8 @@ from typing import Any
 
 import faust
 
-from agents.control_plane import CommandError, ControlPlane, now_iso
+from agents.control_plane import CommandError, ControlPlane
+from agents.control_records import ModelCommand, ModelDeployment, SwitchAudit, encode, now_iso
 from agents.metrics import Metrics
 from kafka_plumbing.settings import Settings
 from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction
@@ -36,26 +37,27 @@ log = logging.getLogger(__name__)
 ACTIONS = ("deploy", "rollback", "shadow", "unshadow")
 
 
-def desired_state(current: dict[str, Any] | None, action: str, model: str, version: int | None) -> dict[str, Any]:
+def desired_state(current: ModelDeployment | None, action: str, model: str, version: int | None) -> ModelCommand:
     """The absolute state a command asks for, given the current one."""
-    current = current or {"model": model, "primary": None, "shadow": None, "previous": None}
-    state = dict(current)
+    state = ModelCommand(model=model, action=action)
+    if current is not None:
+        state.primary, state.shadow, state.previous = current.primary, current.shadow, current.previous
     if action == "deploy":
         if version is None:
             raise CommandError("deploy needs a version")
-        if version != current.get("primary"):
-            state["previous"] = current.get("primary")
-        state["primary"] = version
+        if version != state.primary:
+            state.previous = state.primary
+        state.primary = version
     elif action == "rollback":
-        if not current.get("previous"):
+        if not state.previous:
             raise CommandError(f"{model} has no previous version to roll back to")
-        state["primary"], state["previous"] = current["previous"], current.get("primary")
+        state.primary, state.previous = state.previous, state.primary
     elif action == "shadow":
         if version is None:
             raise CommandError("shadow needs a version")
-        state["shadow"] = version
+        state.shadow = version
     elif action == "unshadow":
-        state["shadow"] = None
+        state.shadow = None
     else:
         raise CommandError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     return state
@@ -117,25 +119,20 @@ class ScoringRuntime:
             self.columns[spec.name] = numeric + categorical
 
     @property
-    def deployments(self) -> dict[str, dict[str, Any]]:
+    def deployments(self) -> dict[str, ModelDeployment]:
         """model -> accepted state, followed from the compacted deployments log."""
         return self.plane.models
 
-    def check_command(self, command: dict[str, Any]) -> dict[str, Any]:
+    def check_command(self, command: ModelCommand) -> ModelDeployment:
         """The state a model command asks for, if every version it names loads."""
-        model = command.get("model")
+        model = command.model
         if model not in self.specs:
             raise CommandError(f"unknown model {model!r}; known: {', '.join(self.specs) or 'none'}")
-        for role in ("primary", "shadow"):
-            version = command.get(role)
+        for version in (command.primary, command.shadow):
             if version is not None:
-                if not isinstance(version, int) or isinstance(version, bool):
-                    raise CommandError(f"{role} must be an integer version")
                 self.cache.check(model, version)
-        return {
-            "model": model, "primary": command.get("primary"), "shadow": command.get("shadow"),
-            "previous": command.get("previous"), "command_id": command.get("id"), "applied_at": now_iso(),
-        }
+        return ModelDeployment(model=model, primary=command.primary, shadow=command.shadow,
+                               previous=command.previous, command_id=command.id, applied_at=now_iso())
 
     def models_for(self, source: str) -> list[ModelSpec]:
         return [spec for spec in self.specs.values() if spec.source == source]
@@ -173,15 +170,15 @@ class ScoringRuntime:
         errors = []
         for spec in self.models_for(source):
             state = self.deployments.get(spec.name)
-            if not state or not state.get("primary"):
+            if state is None or not state.primary:
                 continue
             filling = [v for v in spec.views if v not in features]
             if filling:  # never score a model on a view that is still being filled here
                 errors.append(f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet")
                 continue
             row = model_input(self.columns[spec.name], record, features)
-            for role, version, topic in (("primary", state["primary"], self.predictions),
-                                         ("shadow", state.get("shadow"), self.shadow_predictions)):
+            for role, version, topic in (("primary", state.primary, self.predictions),
+                                         ("shadow", state.shadow, self.shadow_predictions)):
                 if not version:
                     continue
                 try:
@@ -203,11 +200,10 @@ class ScoringRuntime:
         previous = self.last_used.get(slot)
         if previous != version:
             self.last_used[slot] = version
-            self.audit.send_soon(key=model.encode(), value=json.dumps({
-                "type": "switch", "model": model, "from": previous, "to": version,
-                "topic": provenance["topic"], "partition": provenance["partition"],
-                "first_offset": provenance["offset"], "at": now_iso(),
-            }).encode())
+            self.audit.send_soon(key=model.encode(), value=encode(SwitchAudit(
+                model=model, previous=previous, to=version, topic=provenance["topic"],
+                partition=provenance["partition"], first_offset=provenance["offset"], at=now_iso(),
+            )))
 
 
 def register_scoring(

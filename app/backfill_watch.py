@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agents.control_plane import FAILED, LIVE
+from agents.control_records import FAILED, LIVE, FillStatus
 from agents.control_client import control_state
 from kafka_plumbing.log_reader import topic_size
 from kafka_plumbing.settings import Settings
@@ -28,16 +28,16 @@ class FillOutcome:
     seconds: float
 
 
-def _progress(status: dict[int, dict]) -> tuple[int, int]:
+def _progress(status: dict[int, FillStatus]) -> tuple[int, int]:
     """(records replayed, records to replay) over the partitions."""
     done = total = 0
     for fill in status.values():
-        end = fill.get("end") or 0
+        end = fill.end or 0
         total += end
-        if fill.get("status") == LIVE:
+        if fill.status == LIVE:
             done += end
-        elif fill.get("through") is not None:
-            done += min(fill["through"] + 1, end)
+        elif fill.through is not None:
+            done += min(fill.through + 1, end)
     return done, total
 
 
@@ -53,18 +53,18 @@ async def watch_fill(settings: Settings, definitions: Definitions, view: Feature
             status = state.fill_status(view)
             done, total = _progress(status)
             bar.update(task, completed=done, total=total or None)
-            failed = {p: f.get("detail") for p, f in status.items() if f.get("status") == FAILED}
+            failed = {p: f.detail for p, f in status.items() if f.status == FAILED}
             if failed:
                 return FillOutcome(False, f"the fill failed: {failed}", time.monotonic() - started)
-            if status and all(f.get("status") == LIVE for f in status.values()):
+            if status and all(f.status == LIVE for f in status.values()):
                 bar.update(task, completed=total, total=total or 1)
-                partitions = ", ".join(f"{p} from offset {f.get('live_from')}" for p, f in status.items())
+                partitions = ", ".join(f"{p} from offset {f.live_from}" for p, f in status.items())
                 return FillOutcome(True, f"live on every partition: {partitions}", time.monotonic() - started)
             if not status and not any(end > first for first, end in (await topic_size(
                     settings, settings.topics.events(view.source.name))).values()):
                 return FillOutcome(True, f"{view.source.name} has no events yet: every view starts with the first one",
                                    time.monotonic() - started)
-            snapshot = sorted((p, f.get("status"), f.get("through")) for p, f in status.items())
+            snapshot = sorted((p, f.status, f.through) for p, f in status.items())
             if snapshot != seen:
                 seen, last_change = snapshot, time.monotonic()
             elif time.monotonic() - last_change > stall_seconds:

@@ -9,10 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 
 from kafka_plumbing import settings as settings_mod
 from tables.definitions import DefinitionError, Definitions, load
+
+if TYPE_CHECKING:
+    from agents.control_records import CommandAudit
 
 console = Console(stderr=True)
 
@@ -258,10 +263,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         for column in ("model", "version", "created", "holdout AUC", "rows", "serving"):
             table.add_column(column)
         for name, versions in registry.list_models().items():
-            state = states.get(name, {})
+            state = states.get(name)
             for mv in versions:
                 held = mv.metadata.get("metrics", {}).get("holdout") or mv.metadata.get("metrics", {}).get("xval") or {}
-                role = "primary" if state.get("primary") == mv.version else "shadow" if state.get("shadow") == mv.version else ""
+                role = ("" if state is None else "primary" if state.primary == mv.version
+                        else "shadow" if state.shadow == mv.version else "")
                 table.add_row(name, str(mv.version), str(mv.metadata.get("created_at", ""))[:19],
                               f"{held.get('auc', float('nan')):.4f}", str(mv.metadata.get("row_counts", {}).get("total", "")), role)
         _tables_console().print(table)
@@ -284,7 +290,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     except CommandError as exc:
         console.print(f"[red]{exc}")
         return 2
-    command = verdict.get("command", {})
+    command = verdict.command or {}
     return _print_verdict(verdict, f"{args.name} primary v{command.get('primary')}"
                           + (f", shadow v{command['shadow']}" if command.get("shadow") else ""))
 
@@ -295,6 +301,7 @@ def cmd_views(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from agents.control_client import control_state, issue_cutover
+    from agents.control_records import LIVE
 
     settings = settings_mod.load()
     definitions = _definitions(args)
@@ -305,7 +312,7 @@ def cmd_views(args: argparse.Namespace) -> int:
             table.add_column(column)
         for view in definitions.views.values():
             fills = state.fill_status(view)
-            live = sum(f["status"] == "live" for f in fills.values())
+            live = sum(f.status == LIVE for f in fills.values())
             table.add_row(view.name, str(view.version), view.ref, view.source.name,
                           "yes" if state.serving(view.name).version == view.version else "",
                           f"{live}/{len(fills)}")
@@ -319,11 +326,11 @@ def cmd_views(args: argparse.Namespace) -> int:
     return _print_verdict(verdict, f"{args.name} now serves version {args.version}")
 
 
-def _print_verdict(verdict: dict, applied: str) -> int:
-    if verdict.get("result") == "applied":
+def _print_verdict(verdict: "CommandAudit", applied: str) -> int:
+    if verdict.result == "applied":
         console.print(f"[green]applied[/]: {applied}")
         return 0
-    console.print(f"[red]{verdict.get('result')}[/]: {verdict.get('reason')}")
+    console.print(f"[red]{verdict.result}[/]: {verdict.reason}")
     return 1
 
 

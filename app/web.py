@@ -14,6 +14,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tables.validation import parse_time_ms
+from agents.control_records import LIVE
 from agents.readiness import is_ready
 from app.routing import NoOwner, forward, key_partition, owner
 from tables.processor import stream_time
@@ -84,11 +85,12 @@ def register(runtime: "Runtime") -> None:
                     f"is not written yet: `featurestream backfill {view}` writes it; it serves once filled",
                 ), status=503)
             if definition.state_key in {v.state_key for v in source.processor.pending(clock)}:
-                progress = plane.fill_status(definition).get(partition) or {}
+                progress = plane.fill_status(definition).get(partition)
+                through, end = (None, None) if progress is None else (progress.through, progress.end)
                 return self.json(error_body(
                     "view_filling",
                     f"{view} v{definition.version} is still being filled from the log on partition {partition} "
-                    f"(through offset {progress.get('through')} of {progress.get('end')}); it serves once filled",
+                    f"(through offset {through} of {end}); it serves once filled",
                 ), status=503)
             state = source.stores.views[definition.state_key].get(entity)
             if state is None:
@@ -174,9 +176,9 @@ def view_status(plane: "ControlPlane", view: "FeatureView") -> dict[str, Any]:
         "version": view.version,
         "ref": view.ref,
         "serving": plane.serving(view.name).version == view.version,
-        "filled": all(f["status"] == "live" for f in fills.values()),
-        "partitions": {str(p): {k: f.get(k) for k in ("status", "through", "end", "live_from", "detail")}
-                       for p, f in fills.items()},
+        "filled": all(f.status == LIVE for f in fills.values()),
+        "partitions": {str(p): {"status": f.status, "through": f.through, "end": f.end, "live_from": f.live_from,
+                                "detail": f.detail} for p, f in fills.items()},
         "source": view.source.name,
         "entity": view.entity,
         "state_key": view.state_key,

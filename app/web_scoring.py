@@ -7,10 +7,12 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from faust.web import Request, Response, View
 
 from tables import validation
-from agents.control_plane import CommandError, now_iso
+from agents.control_plane import CommandError
+from agents.control_records import encode, now_iso
 from agents.scoring import desired_state, model_input
 from app.routing import NoOwner, forward, key_partition, owner
 from agents.readiness import is_ready
@@ -43,7 +45,7 @@ def register(runtime: "Runtime") -> None:
                     ]
                 except RegistryError as exc:
                     return self.json(error_body("registry_error", str(exc)), status=409)
-                out.append({"name": name, "source": spec.source, "deployed": scoring.deployments.get(name),
+                out.append({"name": name, "source": spec.source, "deployed": _builtins(scoring.deployments.get(name)),
                             "versions": versions})
             return self.json({"models": out})
 
@@ -73,9 +75,9 @@ def register(runtime: "Runtime") -> None:
                 command = desired_state(scoring.deployments.get(name), action, name, version)
             except CommandError as exc:
                 return self.json(error_body("bad_request", str(exc)), status=400)
-            command.update({"model": name, "action": action, "id": uuid.uuid4().hex, "by": "http", "at": now_iso()})
-            await control.send(key=name.encode(), value=json.dumps(command).encode())
-            return self.json({"status": "accepted", "command": command}, status=202)
+            command.id, command.by, command.at = uuid.uuid4().hex, "http", now_iso()
+            await control.send(key=name.encode(), value=encode(command))
+            return self.json({"status": "accepted", "command": msgspec.to_builtins(command)}, status=202)
 
     @app.page("/score")
     class Score(View):
@@ -97,6 +99,10 @@ def register(runtime: "Runtime") -> None:
             if routed is not None:
                 return self.json(routed[1], status=routed[0])
             return _score_locally(self, runtime, source_rt, checked, entity)
+
+
+def _builtins(record: msgspec.Struct | None) -> Any:
+    return None if record is None else msgspec.to_builtins(record)
 
 
 async def _json_body(request: Request) -> Any:
@@ -141,8 +147,8 @@ def _score_locally(view: View, runtime: "Runtime", source_rt: Any, checked: vali
         return view.json({**provenance, "features": features, "predictions": []})
     results = []
     for spec in scoring.models_for(source_rt.source.name):
-        state = scoring.deployments.get(spec.name) or {}
-        version = state.get("primary")
+        state = scoring.deployments.get(spec.name)
+        version = None if state is None else state.primary
         if not version:
             continue
         row = model_input(scoring.columns[spec.name], checked.record, features)

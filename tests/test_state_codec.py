@@ -7,7 +7,6 @@ import json
 import math
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from tables.processor import SourceProcessor, Stores
 from tables.state import (

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.control_plane import CommandError, ControlState
+from agents.control_records import encode
 from tables import aggregations as aggs
 from tables import definitions as defs
 from tables.dsl import Feature, FeatureView, Source
@@ -205,13 +206,13 @@ def test_cut_over_needs_the_version_filled_on_every_partition_with_events(tmp_pa
         state.check_cutover({"view": "p", "version": "2"})
     fill(v2, 2, "live")
     accepted = state.check_cutover({"view": "p", "version": 2, "id": "c1"})
-    assert accepted["previous"] == 1 and accepted["version"] == 2
-    state.follow_record(json.dumps(accepted).encode())
+    assert accepted.previous == 1 and accepted.version == 2
+    state.follow_record(encode(accepted))
     assert state.serving("p") == v2
     # A model record and an unreadable one do not disturb view state.
     state.follow_record(b'{"model": "m", "primary": 1}')
     state.follow_record(b"not json")
-    assert state.models["m"]["primary"] == 1 and state.serving("p") == v2
+    assert state.models["m"].primary == 1 and state.serving("p") == v2
 
 
 def test_a_re_keyed_log_added_later_waits_for_its_history() -> None:

@@ -138,7 +138,7 @@ def test_a_new_version_is_filled_from_the_log_and_serves_only_after_the_cut_over
     assert status == 200 and body["version"] == 2 and body["features"] == v2["features"]
     deployment.served["v2"] = v2["features"]
     verdict = asyncio.run(issue_cutover(worker.settings, "origin_traffic", 9, by="test"))
-    assert verdict["result"] == "refused" and "no version 9" in verdict["reason"], verdict
+    assert verdict.result == "refused" and "no version 9" in (verdict.reason or ""), verdict
 
 
 def test_a_version_added_to_idle_partitions_is_filled_and_cut_over(deployment: Deployment) -> None:
