@@ -15,7 +15,6 @@ Outputs use ``send_soon`` so the hot path never waits on the producer.
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from typing import Any
@@ -26,9 +25,12 @@ from faust.types import EventT
 from tables import validation
 from agents.backfill import Backfill
 from agents.control_plane import ControlPlane
+from agents.dead_letters import dead_letter
+from agents.dead_letters import encode as encode_dead_letter
 from agents.metrics import Metrics
 from agents.scoring import ScoringRuntime
 from agents.source_runtime import SourceRuntime
+from kafka_plumbing.catalogue import Topics
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor, Stores
@@ -37,36 +39,22 @@ from tables.log_record import is_control, lane_headers, lane_of
 log = logging.getLogger(__name__)
 
 
-def _table(app: faust.App, name: str, partitions: int, help_: str) -> faust.Table:
+def _table(app: faust.App, topics: Topics, name: str, partitions: int, help_: str) -> faust.Table:
     # Keys are plain strings with the raw serializer, the same bytes the event
-    # topic is keyed by, so table_route finds the owning worker.
-    table = app.Table(name, key_type=str, value_type=bytes, partitions=partitions, help=help_)
-    # Faust picks "json" for str keys, which would quote them.  The store reads
-    # the serializer when first opened, but the changelog topic was already
-    # built with json when the table was registered: rebuild it, or recovery
-    # cannot decode a single key and a worker with an empty data dir never
-    # becomes ready.
+    # topic is keyed by, so table_route finds the owning worker.  Faust derives
+    # a table's key serializer from key_type (json for str, which quotes keys)
+    # and builds its changelog topic with it at registration: the changelog is
+    # passed in, raw, or recovery cannot decode a single key and a worker with
+    # an empty data dir never becomes ready; the store reads the serializer
+    # attribute when first opened.
+    changelog = app.topic(
+        topics.changelog(app.conf.id, name), key_type=str, value_type=bytes, key_serializer="raw",
+        value_serializer="raw", partitions=partitions, compacting=True, acks=False, internal=True,
+    )
+    table = app.Table(name, key_type=str, value_type=bytes, partitions=partitions, help=help_,
+                      changelog_topic=changelog)
     table.key_serializer = "raw"
-    table.changelog_topic = table._new_changelog_topic()
     return table
-
-
-def dlq_record(
-    event: EventT, reason: str, detail: str, source: str
-) -> dict[str, Any]:
-    message = event.message
-    original = message.value if isinstance(message.value, bytes) else None
-    return {
-        "reason": reason,
-        "detail": detail,
-        "source": source,
-        "topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "timestamp_ms": int(message.timestamp * 1000) if message.timestamp else None,
-        "key": message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else None,
-        "original_b64": base64.b64encode(original).decode("ascii") if original is not None else None,
-    }
 
 
 def register_ingest(
@@ -78,13 +66,13 @@ def register_ingest(
     for source in definitions.sources.values():
         views = definitions.views_of(source.name)
         view_tables = {
-            v.ref: _table(app, f"view.{v.state_key}", settings.partitions, f"{v.name} v{v.version}")
+            v.ref: _table(app, settings.topics, f"view.{v.state_key}", settings.partitions, f"{v.name} v{v.version}")
             for v in views
         }
         stores = Stores.encoded(
             views={v.state_key: view_tables[v.ref] for v in views},
-            clocks=_table(app, f"clock.{source.name}", settings.partitions, "partition clocks"),
-            seen=_table(app, f"seen.{source.name}", settings.partitions, "recent event ids"),
+            clocks=_table(app, settings.topics, f"clock.{source.name}", settings.partitions, "partition clocks"),
+            seen=_table(app, settings.topics, f"seen.{source.name}", settings.partitions, "recent event ids"),
         )
         derived = definitions.derived_of(source.name)
         processor = SourceProcessor(source, views, tuple(d.name for d in derived))
@@ -116,8 +104,11 @@ def _make_agent(
     versions = {v.ref: v.version for v in runtime.views}
 
     def reject(event: EventT, reason: str, detail: str) -> None:
-        record = dlq_record(event, reason, detail, source.name)
-        dlq.send_soon(key=event.message.key, value=json.dumps(record).encode())
+        message = event.message
+        record = dead_letter(reason=reason, detail=detail, source=source.name, topic=message.topic,
+                             partition=message.partition, offset=message.offset, timestamp_s=message.timestamp,
+                             key=message.key, value=message.value)
+        dlq.send_soon(key=message.key, value=encode_dead_letter(record))
         metrics.dlq.labels(source.name, reason).inc()
 
     async def ingest(stream: faust.StreamT) -> None:

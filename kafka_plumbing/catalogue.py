@@ -58,3 +58,8 @@ class Topics:
     @property
     def labels(self) -> str:
         return self._name("labels")
+
+    @staticmethod
+    def changelog(app_id: str, table: str) -> str:
+        """A Faust table's changelog, named as Faust names it (so existing changelogs recover)."""
+        return f"{app_id}-{table}-changelog"
