@@ -1,0 +1,126 @@
+"""Commands that run things: the worker, the local broker, publishing, the demo, the bench."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from app.cli_common import console, feature_definitions
+from kafka_plumbing import settings as settings_mod
+from tables.definitions import Definitions
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from faust.worker import Worker
+
+    from app.faust_app import create_app
+    from kafka_plumbing.topics import ensure_topics_sync
+
+    settings = settings_mod.load()
+    definitions = feature_definitions(args)
+    data_dir = Path(args.data_dir or settings.home / "worker").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    created = ensure_topics_sync(settings, list(definitions.sources))
+    _note_new_rekeyed_logs(settings, definitions, created)
+    runtime = create_app(settings, definitions, data_dir, args.web_port or settings.web_port, args.web_host)
+    class QuietWorker(Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust's terminal spinner sets the root logger to DEBUG, which
+            # builds a LogRecord for every Kafka send: a tenth of the worker's time.
+            logger.setLevel(level)
+
+    QuietWorker(runtime.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    return 0
+
+
+def _note_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definitions, created: list[str]) -> None:
+    """A view on an entity its source was never keyed by before gets a re-keyed
+    log that starts empty: say what fills it."""
+    from kafka_plumbing.log_reader import topic_size
+
+    for derived in definitions.sources.values():
+        if derived.parent is None or settings.topics.events(derived.name) not in created:
+            continue
+        parent_events = sum(end - first for first, end in asyncio.run(
+            topic_size(settings, settings.topics.events(derived.parent))).values())
+        if parent_events:
+            views = ", ".join(v.ref for v in definitions.views_of(derived.name))
+            console.print(
+                f"[yellow]note[/]: {views} read {derived.name}, a re-keyed log created now over the "
+                f"{parent_events:,} records already in {derived.parent}; they serve once "
+                f"`featurestream backfill {definitions.views_of(derived.name)[0].name}` has written that history"
+            )
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from kafka_plumbing.producer import produce
+    from kafka_plumbing.topics import ensure_topics_sync
+
+    settings = settings_mod.load()
+    definitions = feature_definitions(args)
+    if args.what == "flights":
+        from dev_tooling import flights_data
+
+        by_source = flights_data.load_events(
+            limit=args.limit, skip=args.skip, sources=tuple(args.sources), progress=True
+        )
+        if args.to_dir:
+            from kafka_plumbing.producer import encode
+
+            out = Path(args.to_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            for name, events in by_source.items():
+                (out / f"{name}.jsonl").write_bytes(b"".join(encode(e) + b"\n" for e in events))
+                console.print(f"{len(events)} {name} events -> {out / (name + '.jsonl')}")
+            return 0
+        events = flights_data.iter_interleaved(by_source)
+        total = sum(len(v) for v in by_source.values())
+    else:
+        if not args.source or not args.file:
+            console.print("[red]produce file needs --source NAME and --file PATH (JSON Lines)")
+            return 2
+        definitions.source(args.source)
+        lines = [json.loads(line) for line in Path(args.file).read_text().splitlines() if line.strip()]
+        events = ((args.source, event) for event in lines)
+        total = len(lines)
+    ensure_topics_sync(settings, list(definitions.sources))
+    report = asyncio.run(produce(settings, definitions.key_fields(), events, total, rate=args.rate))
+    per_source = ", ".join(f"{name} {n}" for name, n in report.sent.items() if n)
+    console.print(
+        f"published {report.total} events ({per_source}) in {report.seconds:.1f}s "
+        f"= {report.total / max(report.seconds, 1e-9):,.0f} events/s"
+    )
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from kafka_plumbing.topics import ensure_topics_sync
+
+    created = ensure_topics_sync(settings_mod.load(), list(feature_definitions(args).sources))
+    console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from dev_tooling.kafka_local import cli
+
+    return cli(args.rest)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dev_tooling.demo import run_demo, stop_demo
+
+    if args.stop:
+        return stop_demo(settings_mod.load())
+    return run_demo(settings_mod.load(), limit=args.limit, web_port=args.web_port)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dev_tooling.bench import run_bench
+
+    result = run_bench(settings_mod.load(), feature_definitions(args), args.events, args.engine_only)
+    if args.json:
+        print(json.dumps(result.__dict__))
+    return 0
