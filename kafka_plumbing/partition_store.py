@@ -1,0 +1,135 @@
+"""A worker's local state, per log partition, backed by a changelog in Kafka.
+
+The state of one partition of a log (a source's views, clock and seen ids)
+lives under its own key prefix in one local RocksDB (rocksdict, raw bytes),
+with the changelog offset it is applied through.  A flush of a partition is
+written twice, each time atomically:
+
+1. to the partition's changelog as ONE record batch (``write_changes``): a
+   Kafka record batch is appended whole or not at all, so a changelog never
+   holds half a flush, and compaction keeps the newest value of each key;
+2. then locally as ONE RocksDB write batch, together with the changelog
+   offset it goes through (``PartitionStore.apply``).
+
+A worker killed between the two finds its local state one flush behind the
+changelog; ``restore`` reads the changelog from the offset the local state is
+applied through to its end, so a restart on the same data directory reads
+only what it missed, an empty one reads everything, and a worker that gets a
+partition back after another owned it reads what that one wrote.
+
+It holds bytes and knows nothing of what they mean: encoding is the
+engine's (``tables.state``).  Clients are passed in (built by the project's
+client factory).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rocksdict import Options, Rdict, WriteBatch
+
+_SEP = b"\x1f"
+_APPLIED = b"\x00applied" + _SEP
+
+
+class ChangesTooLarge(ValueError):
+    """A flush whose changes do not fit one record batch: flush smaller batches."""
+
+
+def _prefix(log: str, partition: int) -> bytes:
+    return log.encode() + _SEP + str(partition).encode() + _SEP
+
+
+def _applied_key(log: str, partition: int) -> bytes:
+    return _APPLIED + _prefix(log, partition)
+
+
+class PartitionStore:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self.db = Rdict(str(path), options=options)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, log: str, partition: int, key: bytes) -> bytes | None:
+        return self.db.get(_prefix(log, partition) + key)
+
+    def applied(self, log: str, partition: int) -> int | None:
+        """The last changelog offset this partition's local state includes."""
+        raw = self.db.get(_applied_key(log, partition))
+        return None if raw is None else int(raw)
+
+    def apply(self, log: str, partition: int, changes: Mapping[bytes, bytes | None], through: int) -> None:
+        """Write a flush (None deletes a key) and the changelog offset it goes through, atomically."""
+        prefix = _prefix(log, partition)
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(prefix + key)
+            else:
+                batch.put(prefix + key, value)
+        batch.put(_applied_key(log, partition), str(through).encode())
+        self.db.write(batch)
+
+    def keys(self, log: str, partition: int) -> Iterator[bytes]:
+        prefix = _prefix(log, partition)
+        for key in self.db.keys(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            yield key[len(prefix):]
+
+    def drop(self, log: str, partition: int) -> None:
+        """Forget a partition's local state (it is rebuilt from the changelog)."""
+        prefix = _prefix(log, partition)
+        batch = WriteBatch(raw_mode=True)
+        for key in list(self.keys(log, partition)):
+            batch.delete(prefix + key)
+        batch.delete(_applied_key(log, partition))
+        self.db.write(batch)
+
+
+async def write_changes(producer: AIOKafkaProducer, topic: str, partition: int,
+                        changes: Mapping[bytes, bytes | None]) -> int:
+    """Append a flush to a changelog partition as one record batch; returns its last offset."""
+    batch = producer.create_batch()
+    for key, value in changes.items():
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            raise ChangesTooLarge(f"{len(changes)} changes for {topic}:{partition} do not fit one record batch")
+    count = batch.record_count()
+    if count == 0:
+        raise ValueError("no changes to write")
+    future = await producer.send_batch(batch, topic, partition=partition)
+    metadata = await future
+    return metadata.offset + count - 1
+
+
+async def restore(consumer: AIOKafkaConsumer, store: PartitionStore, log: str, topic: str, partition: int,
+                  chunk: int = 5000) -> int:
+    """Bring a partition's local state up to the end of its changelog; returns the records read.
+
+    ``consumer`` has no group; it is assigned the changelog partition here."""
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    end = (await consumer.end_offsets([tp]))[tp]
+    applied = store.applied(log, partition)
+    if applied is not None and applied >= end:
+        # Ahead of its changelog: the topic was recreated, so this copy describes another history.
+        store.drop(log, partition)
+        applied = None
+    start = 0 if applied is None else applied + 1
+    if start >= end:
+        return 0
+    consumer.seek(tp, start)
+    read = 0
+    while True:
+        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=chunk)
+        messages = batch.get(tp, [])
+        if messages:
+            store.apply(log, partition, {m.key: m.value for m in messages}, messages[-1].offset)
+            read += len(messages)
+        if await consumer.position(tp) >= end:
+            return read
