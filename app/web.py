@@ -117,7 +117,7 @@ def register(runtime: "Runtime") -> None:
             except ValueError:
                 return self.json(error_body(
                     "outside_retained_history",
-                    f"history for {entity} is kept from {iso(state['horizon'])}; use the training-set command for older times",
+                    f"history for {entity} is kept from {iso(state.horizon)}; use the training-set command for older times",
                 ), status=409)
             return self.json({**body, "as_of_ms": as_of_ms, "as_of": iso(as_of_ms), "features": values,
                               "unavailable": unavailable})
