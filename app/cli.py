@@ -360,10 +360,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from dev_tooling.bench import run_bench
+    from dev_tooling.bench_config import BenchConfig
 
-    result = run_bench(settings_mod.load(), _definitions(args), args.events, args.engine_only)
-    if args.json:
-        print(json.dumps(result.__dict__))
+    options = {"skip": frozenset(args.skip), "train": args.train, "json_out": Path(args.json_out)}
+    if args.events is not None:
+        options["events"] = args.events
+    if args.rounds is not None:
+        options["rounds"] = args.rounds
+    config = BenchConfig.quick(**options) if args.quick else BenchConfig(**options)
+    run_bench(settings_mod.load(), _definitions(args), config)
     return 0
 
 
@@ -463,10 +468,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_features_flag(backfill)
     backfill.set_defaults(func=cmd_backfill)
 
-    bench = sub.add_parser("bench", help="measure throughput (engine, publish, worker) on real departures")
-    bench.add_argument("--events", type=int, default=20000, help="departures to use (default 20000)")
-    bench.add_argument("--engine-only", action="store_true", help="skip the Kafka stages")
-    bench.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    from dev_tooling.bench_config import STAGES
+
+    bench = sub.add_parser(
+        "bench", help="measure the worker against its own stack's limits (raw Kafka, bare Faust), in one run",
+        description="On the local broker with real departures, in alternating rounds (medians reported): "
+                    "baselines (raw aiokafka consume, + produce, a bare Faust agent, + a RocksDB write), the "
+                    "full worker and the Kafka records it writes per event, GET /features latency (open-loop, "
+                    "worker idle, ingesting, and a bare Faust page), event-to-prediction latency and "
+                    "freshness, replay and training-set rates. See docs/BENCHMARKS.md.",
+    )
+    bench.add_argument("--events", type=int, help="departures per round (default 20000; 500 with --quick)")
+    bench.add_argument("--rounds", type=int, help="alternating rounds, medians reported (default 3; 1 with --quick)")
+    bench.add_argument("--quick", action="store_true", help="small and short: checks the harness, not for numbers")
+    bench.add_argument("--skip", nargs="+", default=[], choices=STAGES, metavar="STAGE",
+                       help=f"stages to leave out: {', '.join(STAGES)}")
+    bench.add_argument("--train", action="store_true",
+                       help="train flight_delay first (H2O, about a minute); otherwise the newest one in the "
+                            "registry is deployed, or the stages that need a model say 'no model'")
+    bench.add_argument("--json-out", default=".featurestream/bench.json", metavar="FILE",
+                       help="where the JSON results go (default .featurestream/bench.json)")
     _add_features_flag(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
