@@ -368,7 +368,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.rounds is not None:
         options["rounds"] = args.rounds
     config = BenchConfig.quick(**options) if args.quick else BenchConfig(**options)
-    run_bench(settings_mod.load(), _definitions(args), config)
+    run_bench(settings_mod.load(), config)
     return 0
 
 
@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "baselines (raw aiokafka consume, + produce, a bare Faust agent, + a RocksDB write), the "
                     "full worker and the Kafka records it writes per event, GET /features latency (open-loop, "
                     "worker idle, ingesting, and a bare Faust page), event-to-prediction latency and "
-                    "freshness, replay and training-set rates. See docs/BENCHMARKS.md.",
+                    "freshness, replay and training-set rates, with the flights feature module. See docs/BENCHMARKS.md.",
     )
     bench.add_argument("--events", type=int, help="departures per round (default 20000; 500 with --quick)")
     bench.add_argument("--rounds", type=int, help="alternating rounds, medians reported (default 3; 1 with --quick)")
@@ -488,7 +488,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "registry is deployed, or the stages that need a model say 'no model'")
     bench.add_argument("--json-out", default=".featurestream/bench.json", metavar="FILE",
                        help="where the JSON results go (default .featurestream/bench.json)")
-    _add_features_flag(bench)
     bench.set_defaults(func=cmd_bench)
     return parser
 

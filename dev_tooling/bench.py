@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import uuid
 from dataclasses import asdict, dataclass, field, replace
@@ -41,7 +42,9 @@ from dev_tooling.bench_worker import BenchWorker
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
-from tables.definitions import Definitions
+from tables.definitions import Definitions, load as load_definitions
+
+FEATURES = "tables.flights"
 
 console = Console(stderr=True)
 
@@ -70,16 +73,17 @@ def slices_for(config: BenchConfig) -> Slices:
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
+    """Nested results as ``a.b.c`` keys; a value nothing measured (NaN) is left out."""
     if isinstance(value, dict):
         for key, item in value.items():
             _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         out[prefix] = float(value)
 
 
 def run_round(index: int, tag: str, base: Settings, definitions: Definitions, config: BenchConfig,
               slices: Slices) -> dict[str, float]:
-    settings = replace(base, topic_prefix=f"bench{tag}r{index}", app_id=f"fs-bench-{tag}r{index}", partitions=4)
+    settings = replace(base, topic_prefix=f"bench{tag}r{index}", app_id=f"fs-bench{tag}r{index}", partitions=4)
     ensure_topics_sync(settings, list(definitions.sources))
     origins = sorted({str(e["origin"]) for e in slices.ingest})
     found: dict[str, Any] = {}
@@ -130,7 +134,8 @@ def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
 
 
 async def _delete_topics(settings: Settings, tag: str) -> None:
-    """The bench's own topics only (its unique tag is in every name)."""
+    """The bench's own topics only: its unique tag is in every prefix and app id,
+    so in every name, Faust's changelogs and the bare apps' included."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
     await admin.start()
     try:
@@ -145,7 +150,7 @@ def train_model(base: Settings, definitions: Definitions, tag: str, events: int)
     """Train ``flight_delay`` on its own topics (departures and their arrivals) into the registry."""
     from models.pipeline import train_from_log
 
-    settings = replace(base, topic_prefix=f"bench{tag}-train", app_id=f"fs-bench-{tag}-train", partitions=4)
+    settings = replace(base, topic_prefix=f"bench{tag}-train", app_id=f"fs-bench{tag}-train", partitions=4)
     ensure_topics_sync(settings, list(definitions.sources))
     data = flights_data.load_events(limit=events, sources=("departures", "arrivals"), progress=False)
     stream = flights_data.interleave(data)
@@ -154,7 +159,10 @@ def train_model(base: Settings, definitions: Definitions, tag: str, events: int)
     return f"{version.name} v{version.version}"
 
 
-def run_bench(settings: Settings, definitions: Definitions, config: BenchConfig) -> dict[str, Any]:
+def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
+    # Its stages name the flights module's source, views and model.
+    settings = replace(settings, features_module=FEATURES)
+    definitions = load_definitions(FEATURES)
     kafka_local.start(settings)
     tag = uuid.uuid4().hex[:8]
     model_note = None

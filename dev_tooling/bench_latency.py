@@ -7,7 +7,7 @@ Requests go out on a fixed schedule (request i at ``start + i / rate``,
 cycling through the URLs) whether or not earlier ones have answered, and
 each latency is taken from the *scheduled* send time: a stalled server
 shows up as latency instead of as fewer requests (no coordinated omission).
-The result is one JSON line on stdout (``LoadResult``).
+The result is one JSON line on stdout (``LoadResult``), after a ``ready`` line.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import aiohttp
 
 TIMEOUT_S = 10.0
+READY = "ready"  # the first stdout line, once imports are done
 
 
 @dataclass
@@ -85,9 +86,15 @@ async def run_load(urls: list[str], rate: float, seconds: float) -> LoadResult:
 
 
 def start_load(urls: list[str], rate: float, seconds: float) -> subprocess.Popen[str]:
-    """The generator as a child process (it runs while the caller does other work)."""
+    """The generator as a child process (it runs while the caller does other
+    work), returned once it is about to send: its start-up is not in the window."""
     cmd = [sys.executable, "-m", "dev_tooling.bench_latency", "--rate", str(rate), "--seconds", str(seconds), *urls]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != READY:
+        process.wait(timeout=30)
+        raise RuntimeError(f"load generator failed to start: {process.stderr.read() if process.stderr else ''}")
+    return process
 
 
 def finish_load(process: subprocess.Popen[str]) -> LoadResult:
@@ -107,6 +114,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("urls", nargs="+")
     args = parser.parse_args()
+    print(READY, flush=True)
     result = asyncio.run(run_load(args.urls, args.rate, args.seconds))
     print(json.dumps(asdict(result)))
 

@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.control_client import issue
 from dev_tooling import kafka_local
-from dev_tooling.bench_latency import LoadResult, finish_load, start_load
+from dev_tooling.bench_latency import LoadResult, finish_load, percentile, start_load
 from dev_tooling.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
 from kafka_plumbing.log_reader import read_all, start_consumer, stop_consumer
 from kafka_plumbing.producer import produce
@@ -46,11 +46,10 @@ POLL_S = 0.025  # freshness polling of the (three) origins: its resolution, and 
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))]  # noqa: E731
-    return {"p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": ordered[-1]}
+    if not ordered:
+        return {}
+    return {"p50_ms": percentile(ordered, 0.5), "p99_ms": percentile(ordered, 0.99), "max_ms": ordered[-1]}
 
 
 def decided(url: str, source: str) -> int:
@@ -167,9 +166,21 @@ class BenchWorker:
         with_tail = sum(1 for e in events if e.get("tailnum") is not None)
         done = self._wait_decided(REKEYED, base_rekeyed + with_tail, stall_s=3.0)
         seconds = done - started
-        time.sleep(1.0)  # outputs are sent without waiting: let the last ones land before counting
-        written = asyncio.run(records_in(self.settings)) - before - len(events)
+        written = self._settled_records() - before - len(events)
         return Ingest(len(events), seconds, len(events) / seconds, written / len(events))
+
+    def _settled_records(self, quiet_s: float = 4.0) -> int:
+        """Records in the round's topics once no more arrive for ``quiet_s``:
+        changelog records wait in Faust's producer buffer until its next flush
+        (at the latest its commit, every 2.8 s), outputs are sent without waiting."""
+        count, since = asyncio.run(records_in(self.settings)), time.monotonic()
+        deadline = since + STALL_S
+        while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = asyncio.run(records_in(self.settings))
+            if now != count:
+                count, since = now, time.monotonic()
+        return count
 
     def read_urls(self, origins: list[str]) -> list[str]:
         return [f"{self.url}/features/{VIEW}/{origin}" for origin in origins]
