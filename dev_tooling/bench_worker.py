@@ -7,7 +7,8 @@ the bench topics, driven and observed from outside as a user would.
   from end offsets of every topic with the bench prefix or its app id
   (changelogs included), per departure;
 - ``paced``: departures published at a fixed rate, optionally under an
-  open-loop read load on ``GET /features``; the ingest rate achieved, the
+  open-loop read load on ``GET /features``; the ingest rate achieved (timed
+  like ``ingest``, so each phase starts with no backlog), the
   read latencies, freshness (event's Kafka timestamp until the view's
   ``events_applied`` for its origin counts it, from polling every origin) and,
   with a model deployed, event-to-prediction latency (event's Kafka
@@ -156,16 +157,21 @@ class BenchWorker:
                 return changed  # fewer re-keyed copies than expected (late or invalid parents)
             time.sleep(0.02)
 
+    def _counts(self) -> tuple[int, int]:
+        return decided(self.url, SOURCE), decided(self.url, REKEYED)
+
+    def _wait_all(self, before: tuple[int, int], events: list[dict]) -> float:
+        """When ``events`` and their re-keyed copies have all been decided (perf_counter)."""
+        self._wait_decided(SOURCE, before[0] + len(events))
+        with_tail = sum(1 for e in events if e.get("tailnum") is not None)
+        return self._wait_decided(REKEYED, before[1] + with_tail, stall_s=3.0)
+
     def ingest(self, events: list[dict]) -> Ingest:
         before = asyncio.run(records_in(self.settings))
-        base = decided(self.url, SOURCE)
-        base_rekeyed = decided(self.url, REKEYED)
+        counts = self._counts()
         started = time.perf_counter()
         asyncio.run(self._publish(events))
-        self._wait_decided(SOURCE, base + len(events))
-        with_tail = sum(1 for e in events if e.get("tailnum") is not None)
-        done = self._wait_decided(REKEYED, base_rekeyed + with_tail, stall_s=3.0)
-        seconds = done - started
+        seconds = self._wait_all(counts, events) - started
         written = self._settled_records() - before - len(events)
         return Ingest(len(events), seconds, len(events) / seconds, written / len(events))
 
@@ -190,13 +196,14 @@ class BenchWorker:
         """Publish ``events`` at ``rate``; with ``reads`` (URLs, requests/s) under
         that read load for the publishing time; with ``observe``, freshness and
         event-to-prediction latency."""
-        base = decided(self.url, SOURCE)
+        counts = self._counts()
         origins = sorted({str(e["origin"]) for e in events})
         seen_before = {o: self._applied(o) for o in origins} if observe else {}
         load = start_load(reads[0], reads[1], len(events) / rate) if reads else None
         started = time.perf_counter()
         observations = asyncio.run(self._publish_observing(events, rate, seen_before))
-        done = self._wait_decided(SOURCE, base + len(events))
+        # The re-keyed copies too: the next phase starts with no backlog.
+        done = self._wait_all(counts, events)
         result = Paced(rate, len(events), len(events) / (done - started))
         if load is not None:
             result.reads = finish_load(load)
