@@ -7,6 +7,7 @@ import sys
 
 from app import cli_control, cli_offline, cli_run
 from app.cli_common import add_features_flag, console
+from dev_tooling.bench_config import STAGES
 from kafka_plumbing import settings as settings_mod
 from tables.definitions import DefinitionError
 
@@ -107,11 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_features_flag(backfill)
     backfill.set_defaults(func=cli_control.cmd_backfill)
 
-    bench = sub.add_parser("bench", help="measure throughput (engine, publish, worker) on real departures")
-    bench.add_argument("--events", type=int, default=20000, help="departures to use (default 20000)")
-    bench.add_argument("--engine-only", action="store_true", help="skip the Kafka stages")
-    bench.add_argument("--json", action="store_true", help="also print the numbers as JSON")
-    add_features_flag(bench)
+    bench = sub.add_parser(
+        "bench", help="measure the worker against its own stack's limits (raw Kafka, bare Faust), in one run",
+        description="On the local broker with real departures, in alternating rounds (medians reported): "
+                    "baselines (raw aiokafka consume, + produce, a bare Faust agent, + a RocksDB write), the "
+                    "full worker and the Kafka records it writes per event, GET /features latency (open-loop, "
+                    "worker idle, ingesting, and a bare Faust page), event-to-prediction latency and "
+                    "freshness, replay and training-set rates, with the flights feature module. See docs/BENCHMARKS.md.",
+    )
+    bench.add_argument("--events", type=int, help="departures per round (default 20000; 500 with --quick)")
+    bench.add_argument("--rounds", type=int, help="alternating rounds, medians reported (default 3; 1 with --quick)")
+    bench.add_argument("--quick", action="store_true", help="small and short: checks the harness, not for numbers")
+    bench.add_argument("--skip", nargs="+", default=[], choices=STAGES, metavar="STAGE",
+                       help=f"stages to leave out: {', '.join(STAGES)}")
+    bench.add_argument("--train", action="store_true",
+                       help="train flight_delay first (H2O, about a minute); otherwise the newest one in the "
+                            "registry is deployed, or the stages that need a model say 'no model'")
+    bench.add_argument("--json-out", default=".featurestream/bench.json", metavar="FILE",
+                       help="where the JSON results go (default .featurestream/bench.json)")
     bench.set_defaults(func=cli_run.cmd_bench)
     return parser
 

@@ -119,8 +119,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from dev_tooling.bench import run_bench
+    from dev_tooling.bench_config import BenchConfig
 
-    result = run_bench(settings_mod.load(), feature_definitions(args), args.events, args.engine_only)
-    if args.json:
-        print(json.dumps(result.__dict__))
+    options = {"skip": frozenset(args.skip), "train": args.train, "json_out": Path(args.json_out)}
+    if args.events is not None:
+        options["events"] = args.events
+    if args.rounds is not None:
+        options["rounds"] = args.rounds
+    config = BenchConfig.quick(**options) if args.quick else BenchConfig(**options)
+    run_bench(settings_mod.load(), config)
     return 0

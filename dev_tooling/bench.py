@@ -1,103 +1,200 @@
-"""``featurestream bench``: throughput measured in one run, reported as ratios.
+"""``featurestream bench``: the worker measured against its own stack's limits, in one run.
 
-Three numbers over the same real departures:
+On the local broker, with real departures, in alternating rounds (each round
+on fresh topics, medians reported), every stage on the same topic:
 
-- ``engine``: the shared processor alone (validation + late/dedup + views)
-  with dict stores and the JSON round trip a table does: the CPU ceiling;
-- ``publish``: the CLI producer into the event topic;
-- ``worker``: a real worker process applying them from Kafka (time from the
-  first record published to the last one applied, read from ``/stats``).
+1. baselines (``bench_baselines``): raw aiokafka consume + parse, + one
+   produce per event, a bare Faust agent, + one RocksDB write per event;
+2. the full worker (``bench_worker``), with ``flight_delay`` deployed when
+   the registry has one (``--train`` trains it first), and the Kafka records
+   it writes per departure;
+3. ``GET /features`` latency from an open-loop generator in its own process
+   (``bench_latency``): worker idle, worker ingesting at a fixed rate, and a
+   bare Faust page returning one table value; the ingest rate with and
+   without that read load;
+4. event-to-prediction latency and freshness at fixed input rates;
+5. replay and training-set rates (``bench_offline``).
 
-The machine is shared and noisy: compare ratios from one run, not absolutes.
+One table (stage, value, unit, ratio to its baseline) and a JSON file. The
+machine is shared and noisy: compare ratios from one run, not absolutes.
 """
 from __future__ import annotations
 
 import asyncio
-import tempfile
-import time
+import json
+import math
+import statistics
 import uuid
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
-from tables.validation import Valid, validate
 from dev_tooling import flights_data, kafka_local
-from dev_tooling.processes import http_json, start_worker, stop_pid, wait_ready
-from kafka_plumbing.producer import encode, produce
+from dev_tooling.bench_baselines import run_baselines
+from dev_tooling.bench_config import BenchConfig
+from dev_tooling.bench_latency import measure
+from dev_tooling.bench_offline import run_offline
+from dev_tooling.bench_report import rows_of
+from dev_tooling.bench_worker import BenchWorker
+from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
-from tables.definitions import Definitions
-from tables.processor import SourceProcessor, Stores
+from tables.definitions import Definitions, load as load_definitions
 
-console = Console()
+FEATURES = "tables.flights"
+
+console = Console(stderr=True)
 
 
 @dataclass
-class BenchResult:
-    events: int
-    engine_eps: float
-    publish_eps: float | None = None
-    worker_eps: float | None = None
+class Slices:
+    """The departures each phase publishes: consecutive, so never late or duplicate."""
+    ingest: list[dict]
+    quiet: list[dict]
+    loaded: list[dict]
+    paced: dict[int, list[dict]] = field(default_factory=dict)
 
 
-def bench_engine(definitions: Definitions, payloads: list[bytes], max_bytes: int) -> float:
-    source = definitions.source("departures")
-    views = definitions.views_of("departures")
-    processor = SourceProcessor(source, views)
-    # the JSON round trip every table read and write does online
-    stores = Stores.encoded(views={v.state_key: {} for v in views}, clocks={}, seen={})
-    started = time.perf_counter()
-    for payload in payloads:
-        checked = validate(source, payload, max_bytes)
-        assert isinstance(checked, Valid)
-        processor.process(stores, 0, checked.record, checked.time_ms)
-    return len(payloads) / (time.perf_counter() - started)
+def slices_for(config: BenchConfig) -> Slices:
+    per_phase = int(config.ingest_rate * config.phase_seconds)
+    paced_sizes = [int(rate * config.phase_seconds) for rate in config.latency_rates]
+    total = config.events + 2 * per_phase + sum(paced_sizes)
+    events = flights_data.load_events(limit=total, sources=("departures",), progress=False)["departures"]
+    at = config.events
+    out = Slices(events[:at], events[at:at + per_phase], events[at + per_phase:at + 2 * per_phase])
+    at += 2 * per_phase
+    for rate, size in zip(config.latency_rates, paced_sizes):
+        out.paced[rate] = events[at:at + size]
+        at += size
+    return out
 
 
-def bench_worker(settings: Settings, definitions: Definitions, events: list[dict]) -> tuple[float, float]:
-    tag = uuid.uuid4().hex[:8]
-    isolated = replace(settings, topic_prefix=f"bench{tag}", app_id=f"fs-bench-{tag}")
-    ensure_topics_sync(isolated, list(definitions.sources))
-    work = Path(tempfile.mkdtemp(prefix="fs-bench-"))
-    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=isolated.as_env())
+def _flatten(prefix: str, value: Any, out: dict[str, float]) -> None:
+    """Nested results as ``a.b.c`` keys; a value nothing measured (NaN) is left out."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        out[prefix] = float(value)
+
+
+def run_round(index: int, tag: str, base: Settings, definitions: Definitions, config: BenchConfig,
+              slices: Slices) -> dict[str, float]:
+    settings = replace(base, topic_prefix=f"bench{tag}r{index}", app_id=f"fs-bench{tag}r{index}", partitions=4)
+    ensure_topics_sync(settings, list(definitions.sources))
+    origins = sorted({str(e["origin"]) for e in slices.ingest})
+    found: dict[str, Any] = {}
+    if config.runs("worker"):
+        worker = BenchWorker(settings, definitions.key_fields())
+        with console.status(f"round {index + 1}: starting a worker"):
+            worker.start()
+        try:
+            found["model"] = worker.deploy_latest()
+            with console.status(f"round {index + 1}: worker ingesting {len(slices.ingest)} departures"):
+                found["worker"] = {"ingest": asdict(worker.ingest(slices.ingest))}
+            if config.runs("reads"):
+                with console.status(f"round {index + 1}: GET /features latency"):
+                    urls = worker.read_urls(origins)
+                    found["reads"] = {
+                        "idle": {str(r): asdict(measure(urls, r, config.phase_seconds)) for r in config.read_rates},
+                        "quiet": asdict(worker.paced(slices.quiet, config.ingest_rate)),
+                        "loaded": asdict(worker.paced(slices.loaded, config.ingest_rate,
+                                                      reads=(urls, max(config.read_rates)))),
+                    }
+            if config.runs("latency"):
+                with console.status(f"round {index + 1}: event-to-prediction latency and freshness"):
+                    found["latency"] = {str(rate): asdict(worker.paced(events, rate, observe=True))
+                                        for rate, events in slices.paced.items()}
+        finally:
+            worker.stop()
+    else:
+        asyncio.run(produce(settings, definitions.key_fields(), (("departures", e) for e in slices.ingest),
+                            len(slices.ingest), progress=False))
+    if config.runs("baselines"):
+        with console.status(f"round {index + 1}: baselines (raw aiokafka, bare Faust)"):
+            sink = replace(settings, topic_prefix=f"{settings.topic_prefix}-sink")
+            found["baselines"] = asdict(run_baselines(settings, sink, len(slices.ingest), origins,
+                                                      list(config.read_rates), config.phase_seconds))
+    if config.runs("offline"):
+        with console.status(f"round {index + 1}: replay and training set"):
+            found["offline"] = asdict(run_offline(settings, definitions, slices.ingest))
+    flat: dict[str, float] = {}
+    _flatten("", {k: v for k, v in found.items() if k != "model"}, flat)
+    if found.get("model"):
+        flat["model_deployed"] = 1.0
+    return flat
+
+
+def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({key for r in rounds for key in r})
+    return {key: statistics.median([r[key] for r in rounds if key in r]) for key in keys}
+
+
+async def _delete_topics(settings: Settings, tag: str) -> None:
+    """The bench's own topics only: its unique tag is in every prefix and app id,
+    so in every name, Faust's changelogs and the bare apps' included."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    await admin.start()
     try:
-        with console.status("starting a worker for the benchmark"):
-            wait_ready(handle)
-        started = time.perf_counter()
-        report = asyncio.run(
-            produce(isolated, definitions.key_fields(), (("departures", e) for e in events), len(events), progress=False)
-        )
-        publish_eps = report.total / report.seconds
-        with console.status(f"worker applying {len(events)} events"):
-            while True:
-                _, body = http_json(handle.url + "/stats")
-                parts = body["sources"].get("departures", {}).values()
-                if sum(p["applied"] for p in parts) >= len(events):
-                    break
-                time.sleep(0.05)
-        worker_eps = len(events) / (time.perf_counter() - started)
+        ours = [t for t in await admin.list_topics() if f"bench{tag}" in t]
+        if ours:
+            await admin.delete_topics(ours)
     finally:
-        stop_pid(handle.pid)
-    return publish_eps, worker_eps
+        await admin.close()
 
 
-def run_bench(settings: Settings, definitions: Definitions, events_n: int, engine_only: bool) -> BenchResult:
-    events = flights_data.load_events(limit=events_n, sources=("departures",))["departures"]
-    payloads = [encode(e) for e in events]
-    result = BenchResult(len(events), bench_engine(definitions, payloads, settings.max_payload_bytes))
-    if not engine_only:
-        kafka_local.start(settings)
-        result.publish_eps, result.worker_eps = bench_worker(settings, definitions, events)
-    table = Table(title=f"featurestream bench: {result.events} real departures, 1 worker, {settings.partitions} partitions")
-    table.add_column("stage")
-    table.add_column("events/s", justify="right")
-    table.add_column("vs engine", justify="right")
-    for name, value in (("engine (processor, no Kafka)", result.engine_eps),
-                        ("publish (CLI producer)", result.publish_eps),
-                        ("worker (Kafka -> tables -> feature log)", result.worker_eps)):
-        if value is not None:
-            table.add_row(name, f"{value:,.0f}", f"{value / result.engine_eps:.2f}")
-    console.print(table)
-    return result
+def train_model(base: Settings, definitions: Definitions, tag: str, events: int) -> str:
+    """Train ``flight_delay`` on its own topics (departures and their arrivals) into the registry."""
+    from models.pipeline import train_from_log
+
+    settings = replace(base, topic_prefix=f"bench{tag}-train", app_id=f"fs-bench{tag}-train", partitions=4)
+    ensure_topics_sync(settings, list(definitions.sources))
+    data = flights_data.load_events(limit=events, sources=("departures", "arrivals"), progress=False)
+    stream = flights_data.interleave(data)
+    asyncio.run(produce(settings, definitions.key_fields(), stream, len(stream), progress=False))
+    version = train_from_log(settings, definitions, "flight_delay", ntrees=20)
+    return f"{version.name} v{version.version}"
+
+
+def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
+    # Its stages name the flights module's source, views and model.
+    settings = replace(settings, features_module=FEATURES)
+    definitions = load_definitions(FEATURES)
+    kafka_local.start(settings)
+    tag = uuid.uuid4().hex[:8]
+    model_note = None
+    if config.train:
+        with console.status("training flight_delay for the bench (H2O)"):
+            model_note = train_model(settings, definitions, tag, max(config.events, 5000))
+    slices = slices_for(config)
+    rounds = []
+    try:
+        for index in range(config.rounds):
+            rounds.append(run_round(index, tag, settings, definitions, config, slices))
+    finally:
+        asyncio.run(_delete_topics(settings, tag))
+    result = medians(rounds)
+    rows = rows_of(result, config)
+    table = Table(title=f"featurestream bench: {config.events} real departures, 1 worker, 4 partitions, "
+                        f"medians of {config.rounds} round(s)")
+    for column, justify in (("stage", "left"), ("value", "right"), ("unit", "left"), ("vs", "left"),
+                            ("ratio", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(row.stage, row.shown, row.unit, row.baseline or "", "" if row.ratio is None else f"{row.ratio:.2f}")
+    Console(width=160).print(table)
+    report = {
+        "config": {**asdict(config), "skip": sorted(config.skip), "json_out": str(config.json_out)},
+        "trained": model_note,
+        "medians": result,
+        "rows": [asdict(row) for row in rows],
+        "rounds": rounds,
+    }
+    config.json_out.parent.mkdir(parents=True, exist_ok=True)
+    config.json_out.write_text(json.dumps(report, indent=2, default=str))
+    console.print(f"wrote {config.json_out}")
+    return report
+
