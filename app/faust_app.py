@@ -57,7 +57,7 @@ def create_app(
     )
     # Every table write queues a changelog message; Faust's default buffer of
     # 100 makes the stream stop and drain every few events.
-    kafka_plumbing.producer.buffer.max_messages = 10_000
+    app.producer.buffer.max_messages = 10_000
     metrics = Metrics()
     specs = model_specs(definitions)
     plane = register_control_plane(app, settings, definitions)
