@@ -9,12 +9,14 @@ Clients are returned unstarted; callers pass what is particular to them
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 from aiokafka.helpers import create_ssl_context
 
 from kafka_plumbing.settings import Settings
@@ -84,12 +86,31 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
         raise KafkaSecurityError(f"cannot load the Kafka SSL files: {exc}") from exc
 
 
-def describe(settings: Settings) -> str:
-    """Where and how clients connect, for error messages."""
-    how = settings.kafka_security_protocol
-    if settings.kafka_ssl_cafile is not None and how in ("SSL", "SASL_SSL"):
-        how += f", CA file {settings.kafka_ssl_cafile}"
-    return f"{settings.bootstrap} ({how})"
+def unreachable_hint(settings: Settings, timeout: float = 5.0) -> str:
+    """What to do when no broker answered: aiokafka says only that it could
+    not bootstrap, so a TLS failure is found by one handshake of our own."""
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        failure = _tls_failure(settings, timeout)
+        if failure:
+            return (f"the TLS handshake failed ({failure}); check FS_KAFKA_SSL_CAFILE="
+                    f"{settings.kafka_ssl_cafile or '(system CAs)'} against the broker's certificate")
+    return ("start the local broker with `featurestream kafka start`, or set FS_KAFKA_BOOTSTRAP "
+            f"to your cluster (security protocol {settings.kafka_security_protocol})")
+
+
+def _tls_failure(settings: Settings, timeout: float) -> str | None:
+    host, _, port = settings.bootstrap.split(",")[0].strip().rpartition(":")
+    context = _ssl_context(settings)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host):
+                return None
+    except ssl.SSLCertVerificationError as exc:
+        return exc.verify_message or str(exc)
+    except ssl.SSLError as exc:
+        return exc.reason or str(exc)
+    except (OSError, ValueError):
+        return None  # not a TLS problem: the broker is not there at all
 
 
 def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
@@ -111,6 +132,14 @@ def admin(settings: Settings, **overrides: Any) -> AIOKafkaAdminClient:
     args: dict[str, Any] = {"bootstrap_servers": settings.bootstrap,
                             **security(settings).client_args(), **overrides}
     return AIOKafkaAdminClient(**args)
+
+
+def metadata_client(bootstrap: str, security: Security | None = None, **overrides: Any) -> AIOKafkaClient:
+    """A bare client for metadata requests (readiness probes), to ``bootstrap``
+    rather than the settings' brokers; no ``security`` means PLAINTEXT."""
+    args: dict[str, Any] = {"bootstrap_servers": bootstrap,
+                            **(security.client_args() if security else {}), **overrides}
+    return AIOKafkaClient(**args)
 
 
 async def start_consumer(consumer: AIOKafkaConsumer) -> None:
