@@ -94,8 +94,10 @@ def unreachable_hint(settings: Settings, timeout: float = 5.0) -> str:
         if failure:
             return (f"the TLS handshake failed ({failure}); check FS_KAFKA_SSL_CAFILE="
                     f"{settings.kafka_ssl_cafile or '(system CAs)'} against the broker's certificate")
-    return ("start the local broker with `featurestream kafka start`, or set FS_KAFKA_BOOTSTRAP "
-            f"to your cluster (security protocol {settings.kafka_security_protocol})")
+    hint = "start the local broker with `featurestream kafka start`, or set FS_KAFKA_BOOTSTRAP to your cluster"
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        hint += f" (security protocol {settings.kafka_security_protocol})"
+    return hint
 
 
 def _tls_failure(settings: Settings, timeout: float) -> str | None:
