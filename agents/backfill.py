@@ -40,13 +40,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from faust.types import TP
 
 from agents.readiness import is_ready
 from agents.source_runtime import SourceRuntime
 from agents.control_plane import ControlPlane
 from agents.control_records import FAILED, FILLING, LIVE, FillStatus, encode, now_iso
+from kafka_plumbing import clients
 from kafka_plumbing.log_reader import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.dsl import FeatureView
@@ -246,10 +247,8 @@ class Backfill:
 
     async def _run(self, job: FillJob) -> None:
         tp = TopicPartition(self.settings.topics.events(job.runtime.source.name), job.partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,
-                                    max_partition_fetch_bytes=4 * 1024 * 1024, **self.settings.kafka_security())
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=20,
-                                    **self.settings.kafka_security()) if job.forwards else None
+        consumer = clients.consumer(self.settings, max_partition_fetch_bytes=4 * 1024 * 1024)
+        producer = clients.producer(self.settings, acks="all", linger_ms=20) if job.forwards else None
         await start_consumer(consumer)
         try:
             if producer is not None:

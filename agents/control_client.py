@@ -12,13 +12,13 @@ import time
 import uuid
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.control_plane import ControlState
 from agents.control_records import (
     CommandAudit, CutoverCommand, ModelCommand, ModelDeployment, decode_audit, encode, now_iso,
 )
 from agents.scoring import desired_state
+from kafka_plumbing import clients
 from kafka_plumbing.log_reader import read_all, stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
@@ -65,14 +65,13 @@ async def issue_command(settings: Settings, key: str, command: ModelCommand | Cu
                         wait_seconds: float = 30.0) -> CommandAudit:
     """Publish a command and wait for a worker's verdict (the audit record)."""
     command = msgspec.structs.replace(command, id=uuid.uuid4().hex, at=now_iso())
-    audit = AIOKafkaConsumer(settings.topics.audit, bootstrap_servers=settings.bootstrap,
-                             enable_auto_commit=False, auto_offset_reset="latest", **settings.kafka_security())
+    audit = clients.consumer(settings, settings.topics.audit, auto_offset_reset="latest")
     await audit.start()
     try:
         for tp in audit.assignment():
             await audit.seek_to_end(tp)
             await audit.position(tp)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", **settings.kafka_security())
+        producer = clients.producer(settings, acks="all")
         await producer.start()
         try:
             await producer.send_and_wait(settings.topics.control, key=key.encode(), value=encode(command))

@@ -23,12 +23,12 @@ from typing import Any, Callable
 import msgspec
 
 import faust
-from aiokafka import AIOKafkaConsumer
 
 from agents.control_records import (
     FILLING, LIVE, CommandAudit, DeploymentRecord, FillStatus, HistoryWritten, ModelCommand, ModelDeployment,
     ViewCutover, decode_deployment, encode, now_iso,
 )
+from kafka_plumbing import clients
 from kafka_plumbing.log_reader import stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.definitions import DefinitionError, Definitions
@@ -218,8 +218,7 @@ async def follow(plane: ControlPlane, app: faust.App) -> None:
     ``plane.loaded`` is set after the first full read, and ingest waits for
     it so no event is scored, or left unscored, by a stale state."""
     settings = plane.settings
-    consumer = AIOKafkaConsumer(settings.topics.deployments, bootstrap_servers=settings.bootstrap,
-                                enable_auto_commit=False, auto_offset_reset="earliest", **settings.kafka_security())
+    consumer = clients.consumer(settings, settings.topics.deployments, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = sorted(consumer.assignment())

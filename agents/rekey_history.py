@@ -23,14 +23,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from rich.console import Console
 from rich.progress import Progress
 
 from agents.control_plane import ControlState
 from agents.control_records import LIVE, HistoryWritten, encode, now_iso
 from agents.control_client import control_state
+from kafka_plumbing import clients
 from kafka_plumbing.log_reader import read_topic, topic_size
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
@@ -87,8 +87,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
             applied[partition] = rows
         merged = merged_by_time(applied)
         task = bar.add_task(f"writing into {rekey.derived.name}", total=len(merged))
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True,
-                                    linger_ms=20, **settings.kafka_security())
+        producer = clients.producer(settings, acks="all", enable_idempotence=True, linger_ms=20)
         await producer.start()
         try:
             written = 0
@@ -142,7 +141,7 @@ async def wait_consumed(settings: Settings, topic: str, ends: dict[int, int], co
                         stall_seconds: float) -> bool:
     """Until the workers' consumer group has committed ``ends`` of ``topic``:
     a view is not filled before its agent has taken the history."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    admin = clients.admin(settings)
     await admin.start()
     try:
         partitions = [TopicPartition(topic, p) for p in ends]

@@ -139,17 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from aiokafka.errors import KafkaConnectionError
 
+    from kafka_plumbing import clients
+
     try:
         return args.func(args)
     except DefinitionError as exc:
         console.print(f"[red]feature definitions: {exc}")
         return 2
+    except clients.KafkaSecurityError as exc:
+        console.print(f"[red]Kafka security settings: {exc}")
+        return 2
     except KafkaConnectionError:
         settings = settings_mod.load()
-        console.print(
-            f"[red]cannot reach Kafka at {settings.bootstrap}[/]: start the local broker with "
-            "`featurestream kafka start`, or set FS_KAFKA_BOOTSTRAP to your cluster"
-        )
+        console.print(f"[red]cannot reach Kafka at {settings.bootstrap}[/]: {clients.unreachable_hint(settings)}",
+                      highlight=False)
         return 3
     except KeyboardInterrupt:
         return 130

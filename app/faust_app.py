@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+from faust.types.auth import CredentialsT
 
 from agents.backfill import Backfill
 from agents.control_plane import register_control_agent, register_control_plane
@@ -14,12 +15,25 @@ from agents.scoring import register_scoring
 from app import web, web_scoring
 from app.runtime import Runtime
 from tables.model_spec import model_specs
+from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
 
 def _broker_urls(bootstrap: str) -> str:
     return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def _broker_credentials(settings: Settings) -> CredentialsT | None:
+    """The factory's security as Faust credentials, so the app's consumers,
+    producers and topic creation talk to the brokers as every other client."""
+    security = clients.security(settings)
+    if security.uses_sasl:
+        return faust.SASLCredentials(username=security.sasl_username, password=security.sasl_password,
+                                     ssl_context=security.ssl_context, mechanism=security.sasl_mechanism)
+    if security.ssl_context is not None:
+        return faust.SSLCredentials(security.ssl_context)
+    return None
 
 
 def create_app(
@@ -33,6 +47,7 @@ def create_app(
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap),
+        broker_credentials=_broker_credentials(settings),
         store="rocksdb://",
         datadir=str(data_dir),
         web_port=web_port,

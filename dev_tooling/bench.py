@@ -28,7 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
+from kafka_plumbing import clients
 from rich.console import Console
 from rich.table import Table
 
@@ -136,7 +136,7 @@ def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
 async def _delete_topics(settings: Settings, tag: str) -> None:
     """The bench's own topics only: its unique tag is in every prefix and app id,
     so in every name, Faust's changelogs and the bare apps' included."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    admin = clients.admin(settings)
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if f"bench{tag}" in t]

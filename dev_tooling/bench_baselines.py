@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka_plumbing import clients
 
 from dev_tooling import kafka_local
 from dev_tooling.bench_faust import FaustReport
@@ -48,13 +48,11 @@ class Rate:
 async def raw_consume(settings: Settings, topic: str, n: int, sink: str | None = None) -> Rate:
     """Consume ``n`` records of ``topic`` (no group) and parse each; with
     ``sink``, re-encode and produce each one to it, acknowledged before the clock stops."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-                                **settings.kafka_security())
+    consumer = clients.consumer(settings, topic, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=4 * 1024 * 1024)
     # The CLI producer's settings (kafka_plumbing.producer.produce).
-    producer = None if sink is None else AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=20, max_batch_size=512 * 1024,
-        acks="all", enable_idempotence=True, **settings.kafka_security())
+    producer = None if sink is None else clients.producer(
+        settings, linger_ms=20, max_batch_size=512 * 1024, acks="all", enable_idempotence=True)
     await start_consumer(consumer)
     if producer is not None:
         await producer.start()

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
+from kafka_plumbing import clients
 
 from agents.control_client import issue
 from dev_tooling import kafka_local
@@ -62,14 +62,14 @@ def decided(url: str, source: str) -> int:
 
 async def records_in(settings: Settings) -> int:
     """Records in every topic of the bench prefix and app id (Faust's changelogs too)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    admin = clients.admin(settings)
     await admin.start()
     try:
         names = [t for t in await admin.list_topics()
                  if t.startswith(settings.topic_prefix + ".") or t.startswith(settings.app_id + "-")]
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    consumer = clients.consumer(settings)
     await start_consumer(consumer)
     try:
         await consumer._client.force_metadata_update()  # no public call refreshes metadata for new topics

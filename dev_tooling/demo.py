@@ -17,6 +17,7 @@ from rich.table import Table
 
 from dev_tooling import flights_data, kafka_local
 from dev_tooling.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
+from kafka_plumbing import clients
 from kafka_plumbing.log_reader import stop_consumer
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
@@ -140,10 +141,7 @@ def _prediction_table(settings: Settings, n: int = 10) -> Table:
 
 
 async def _tail(settings: Settings, topic: str, n: int) -> list[dict]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = clients.consumer(settings, topic, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = sorted(consumer.assignment())

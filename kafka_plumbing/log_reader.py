@@ -12,35 +12,19 @@ from typing import Iterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from kafka_plumbing import clients
+# Re-exported: the agents stop the consumers they build through these.
+from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
+
+__all__ = ["read_all", "read_topic", "start_consumer", "stop_consumer", "topic_size"]
 
 _END = object()
 
 
-async def start_consumer(consumer: AIOKafkaConsumer) -> None:
-    """Start, or close what the failed start opened (aiokafka leaves it open)."""
-    try:
-        await consumer.start()
-    except Exception:
-        await stop_consumer(consumer)
-        raise
-
-
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """Stop, tolerating aiokafka's internal task cancelled before it ever ran
-    (a consumer started and stopped within one loop turn raises CancelledError)."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-
-
 async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
     """Every record of ``topic``, all partitions, from the start to the end as of now."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **settings.kafka_security())
+    consumer = clients.consumer(settings, topic, auto_offset_reset="earliest")
     await start_consumer(consumer)
     try:
         # Subscribing without a group assigns every partition once metadata is in.
@@ -63,7 +47,7 @@ async def read_all(settings: Settings, topic: str, timeout: float = 60) -> list:
 
 async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """partition -> (first offset, end offset) as of now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False, **settings.kafka_security())
+    consumer = clients.consumer(settings)
     await start_consumer(consumer)
     try:
         partitions = await _partitions(consumer, topic)
@@ -90,8 +74,7 @@ def read_topic(settings: Settings, topic: str, bounds: dict[int, tuple[int, int]
     out: queue.Queue = queue.Queue(maxsize=10_000)
 
     async def pump() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
-                                    max_partition_fetch_bytes=4 * 1024 * 1024, **settings.kafka_security())
+        consumer = clients.consumer(settings, max_partition_fetch_bytes=4 * 1024 * 1024)
         await start_consumer(consumer)
         try:
             for partition, (first, end) in sorted(bounds.items()):

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 
 
@@ -39,14 +39,8 @@ async def produce(
     rate: float | None = None,
     progress: bool = True,
 ) -> ProduceReport:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        linger_ms=20,
-        max_batch_size=512 * 1024,
-        acks="all",
-        enable_idempotence=True,
-        **settings.kafka_security(),
-    )
+    producer = clients.producer(settings, linger_ms=20, max_batch_size=512 * 1024, acks="all",
+                                enable_idempotence=True)
     await producer.start()
     sent: dict[str, int] = {name: 0 for name in key_fields}
     started = time.perf_counter()
@@ -89,7 +83,7 @@ async def produce(
 
 async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
     """Send records byte for byte (tests and tooling use it for malformed input)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", **settings.kafka_security())
+    producer = clients.producer(settings, acks="all")
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key) for key, value in records]

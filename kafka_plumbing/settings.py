@@ -17,6 +17,14 @@ def _env(name: str, default: str) -> str:
     return value if value not in (None, "") else default
 
 
+def _path_env(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).resolve() if value else None
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
 @dataclass(frozen=True)
 class Settings:
     topic_prefix: str = field(default_factory=lambda: _env("FS_TOPIC_PREFIX", "fs"))
@@ -45,6 +53,27 @@ class Settings:
     max_payload_bytes: int = field(
         default_factory=lambda: int(_env("FS_MAX_PAYLOAD_BYTES", str(64 * 1024)))
     )
+    # How every Kafka client (and the Faust app) talks to the brokers; built
+    # into client arguments by kafka_plumbing.clients.
+    kafka_security_protocol: str = field(
+        default_factory=lambda: _env("FS_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    )
+    kafka_sasl_mechanism: str = field(default_factory=lambda: _env("FS_KAFKA_SASL_MECHANISM", "PLAIN").upper())
+    kafka_sasl_username: str = field(default_factory=lambda: _env("FS_KAFKA_SASL_USERNAME", ""))
+    kafka_sasl_password: str = field(default_factory=lambda: _env("FS_KAFKA_SASL_PASSWORD", ""))
+    # CA bundle that signs the brokers' certificates; unset trusts the system CAs.
+    kafka_ssl_cafile: Path | None = field(default_factory=lambda: _path_env("FS_KAFKA_SSL_CAFILE"))
+    # Client certificate and key, for brokers that require mutual TLS.
+    kafka_ssl_certfile: Path | None = field(default_factory=lambda: _path_env("FS_KAFKA_SSL_CERTFILE"))
+    kafka_ssl_keyfile: Path | None = field(default_factory=lambda: _path_env("FS_KAFKA_SSL_KEYFILE"))
+    kafka_ssl_key_password: str = field(default_factory=lambda: _env("FS_KAFKA_SSL_KEY_PASSWORD", ""))
+
+    def __post_init__(self) -> None:
+        if self.kafka_security_protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(
+                f"FS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol!r} is not one of "
+                + ", ".join(SECURITY_PROTOCOLS)
+            )
 
     @property
     def bootstrap(self) -> str:
@@ -68,18 +97,21 @@ class Settings:
             env["FS_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         else:
             env["FS_KAFKA_PORT"] = str(self.kafka_port)
-        return env
+        return {**env, **self.security_env()}
 
-    def kafka_security(self) -> dict[str, str]:
-        """SASL/SSL settings passed straight through to the Kafka clients."""
-        keys = {
-            "FS_KAFKA_SECURITY_PROTOCOL": "security_protocol",
-            "FS_KAFKA_SASL_MECHANISM": "sasl_mechanism",
-            "FS_KAFKA_SASL_USERNAME": "sasl_plain_username",
-            "FS_KAFKA_SASL_PASSWORD": "sasl_plain_password",
-            "FS_KAFKA_SSL_CAFILE": "ssl_cafile",
+    def security_env(self) -> dict[str, str]:
+        """The FS_KAFKA_* security variables of these settings that are set."""
+        values: dict[str, str | Path | None] = {
+            "FS_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+            "FS_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "FS_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "FS_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+            "FS_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "FS_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "FS_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+            "FS_KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
         }
-        return {arg: os.environ[var] for var, arg in keys.items() if os.environ.get(var)}
+        return {name: str(value) for name, value in values.items() if value}
 
 
 def load() -> Settings:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 
 FOREVER = {"retention.ms": "-1"}
@@ -44,7 +45,7 @@ def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
 
 async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
     """Create what is missing; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.kafka_security())
+    admin = clients.admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

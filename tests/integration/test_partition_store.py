@@ -8,9 +8,9 @@ import random
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
+from kafka_plumbing import clients
 from kafka_plumbing.partition_store import ChangesTooLarge, PartitionStore, restore, write_changes
 from kafka_plumbing.settings import Settings
 
@@ -18,7 +18,7 @@ LOG = "departures"
 
 
 async def _topic(settings: Settings, name: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = clients.admin(settings)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 2, 1, topic_configs={"cleanup.policy": "compact"})])
@@ -51,8 +51,8 @@ def _state(store: PartitionStore, partition: int) -> dict[bytes, bytes]:
 async def _run(settings: Settings, tmp: Path) -> None:
     topic = f"{settings.topic_prefix}.changelog-test"
     await _topic(settings, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    producer = clients.producer(settings, acks="all", enable_idempotence=True)
+    consumer = clients.consumer(settings)
     await producer.start()
     await consumer.start()
     try:
