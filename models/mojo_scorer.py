@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
-
 from models.genmodel_runtime import jvm
 from models.row_encoding import RowEncoder
 
@@ -219,17 +217,17 @@ class MojoScorer:
         except java.JException as exc:
             raise ScoringError(f"genmodel failed to score row: {exc}") from exc
         # one copy of the whole double[] instead of a Java call per element
-        values = np.frombuffer(memoryview(out), dtype=np.float64).reshape(batch.n_rows, self._width)
+        flat = memoryview(out).tolist()
         unknown = batch.unknown_levels
+        width = self._width
         if self._labels is None:  # regression
-            return [Prediction(None, None, v, u) for v, u in zip(values[:, 0].tolist(), unknown)]
+            return [Prediction(None, None, v, u) for v, u in zip(flat, unknown)]
         # labelIndex indexes the response domain exactly as genmodel's label does
-        labels = [self._labels[i] for i in values[:, 0].astype(np.int64).tolist()]
+        labels = self._labels
         return [
-            Prediction(label, probabilities, None, u)
-            for label, probabilities, u in zip(labels, values[:, 1:].tolist(), unknown)
+            Prediction(labels[int(flat[at])], flat[at + 1:at + width], None, u)
+            for at, u in zip(range(0, len(flat), width), unknown)
         ]
-
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)

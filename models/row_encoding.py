@@ -1,6 +1,6 @@
 """Rows (mappings of column -> value) to the flat arrays the batch scorer takes.
 
-Pure Python and numpy, no Java: this is where the input rules of
+Pure Python, no Java: this is where the input rules of
 :mod:`models.mojo_scorer` live (they mirror genmodel's
 ``EasyPredictModelWrapper`` with ``convertUnknownCategoricalLevelsToNa`` and
 ``convertInvalidNumbersToNa``):
@@ -18,9 +18,9 @@ Pure Python and numpy, no Java: this is where the input rules of
   (``3`` / ``3.0`` -> ``"3"``, ``True`` -> ``"True"``).
 * Keys that are not model features are ignored (as genmodel does).
 
-Columns are encoded one at a time; a column holding only the common types
-(numbers and None, or strings and None) takes a vectorised path, any other
-column the general one, with the same result.
+It is a plain loop over rows and columns, no numpy: a batch of one (the
+per-row path) costs a few microseconds, and a big batch about a microsecond
+per row, far below genmodel's own time per row.
 """
 from __future__ import annotations
 
@@ -28,14 +28,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
 __all__ = ["EncodedBatch", "RowEncoder", "level_string"]
 
 MISSING = -1  # categorical code: not put into the row (NA)
-_UNKNOWN = -2  # categorical code before it is reported and turned into MISSING
-_PLAIN_NUMBERS = frozenset({float, int, bool, type(None)})
-_PLAIN_LEVELS = frozenset({str, type(None)})
+_NAN = math.nan
 
 
 @dataclass(frozen=True)
@@ -46,10 +42,10 @@ class EncodedBatch:
     level index or ``MISSING``."""
 
     n_rows: int
-    numeric: np.ndarray  # float64
+    numeric: list[float]
     text_cells: list[int]
     texts: list[str]
-    categorical: np.ndarray  # int32
+    categorical: list[int]
     unknown_levels: list[dict[str, int]]
 
 
@@ -87,55 +83,39 @@ class RowEncoder:
             self._index[name] = index
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> EncodedBatch:
-        n = len(rows)
-        numeric = np.empty((n, len(self.numeric)), dtype=np.float64)
-        cells: list[tuple[int, str]] = []
-        for c, name in enumerate(self.numeric):
-            numeric[:, c] = self._numeric_column([row.get(name) for row in rows], c, cells)
-        categorical = np.empty((n, len(self.categorical)), dtype=np.int32)
-        unknown: list[dict[str, int]] = [{} for _ in range(n)]
-        for c, name in enumerate(self.categorical):
-            codes = self._level_codes([row.get(name) for row in rows], self._index[name])
-            for r in np.flatnonzero(codes == _UNKNOWN).tolist():
-                unknown[r][name] = 1
-            codes[codes == _UNKNOWN] = MISSING
-            categorical[:, c] = codes
-        cells.sort()
-        return EncodedBatch(
-            n_rows=n,
-            numeric=numeric.ravel(),
-            text_cells=[cell for cell, _ in cells],
-            texts=[text for _, text in cells],
-            categorical=categorical.ravel(),
-            unknown_levels=unknown,
-        )
-
-    def _numeric_column(self, values: list[Any], c: int, cells: list[tuple[int, str]]) -> np.ndarray:
-        if _PLAIN_NUMBERS.issuperset(map(type, values)):
-            return np.array(values, dtype=np.float64)  # None -> NaN, as float() of the rest
-        width = len(self.numeric)
-        out = np.empty(len(values), dtype=np.float64)
-        for r, v in enumerate(values):
-            if v is None:
-                out[r] = math.nan
-            elif isinstance(v, str):
-                out[r] = math.nan
-                cells.append((r * width + c, v))  # genmodel parses it (trim; unparseable -> NA)
-            else:
-                out[r] = _number(v)
-        return out
-
-    @staticmethod
-    def _level_codes(values: list[Any], index: dict[str, int]) -> np.ndarray:
-        if _PLAIN_LEVELS.issuperset(map(type, values)):
-            get = index.get
-            return np.array([MISSING if v is None else get(v, _UNKNOWN) for v in values], dtype=np.int32)
-        out = np.empty(len(values), dtype=np.int32)
-        for r, v in enumerate(values):
-            if v is None or (isinstance(v, float) and v != v):
-                out[r] = MISSING
-            elif isinstance(v, str):
-                out[r] = index.get(v, _UNKNOWN)
-            else:
-                out[r] = index.get(level_string(v), _UNKNOWN)
-        return out
+        numeric: list[float] = []
+        add_number = numeric.append
+        text_cells: list[int] = []
+        texts: list[str] = []
+        categorical: list[int] = []
+        add_code = categorical.append
+        unknown_levels: list[dict[str, int]] = []
+        columns = [(name, self._index[name]) for name in self.categorical]
+        for row in rows:
+            get = row.get
+            for name in self.numeric:
+                v = get(name)
+                kind = type(v)
+                if kind is float:
+                    add_number(v)  # NaN stays NaN: missing
+                elif v is None:
+                    add_number(_NAN)
+                elif isinstance(v, str):
+                    text_cells.append(len(numeric))
+                    texts.append(v)  # genmodel parses it (trim; unparseable -> NA)
+                    add_number(_NAN)
+                else:
+                    add_number(_number(v))
+            unknown: dict[str, int] = {}
+            for name, index in columns:
+                v = get(name)
+                if v is None or (isinstance(v, float) and v != v):
+                    add_code(MISSING)
+                    continue
+                code = index.get(v if isinstance(v, str) else level_string(v))
+                if code is None:
+                    unknown[name] = 1
+                    code = MISSING
+                add_code(code)
+            unknown_levels.append(unknown)
+        return EncodedBatch(len(unknown_levels), numeric, text_cells, texts, categorical, unknown_levels)

@@ -501,3 +501,13 @@ def test_numeric_bools_and_nan_against_h2o_predict(binomial, flights) -> None:
     ref = _h2o_predict(model, expected)
     p1 = np.array([p.probabilities[1] for p in preds])
     assert np.abs(p1 - ref.p1.to_numpy()).max() <= 1e-12
+
+
+def test_measure_scoring_reports_every_mode(binomial, flights) -> None:
+    from models.scoring_rate import measure_scoring
+
+    _, path = binomial
+    _, score = flights
+    rates = measure_scoring(MojoScorer.load(path), _rows(score.iloc[:300]), batch_sizes=(1, 64), rounds=1)
+    assert [(r.mode, r.batch_size) for r in rates] == [("per_row", 1), ("batch", 1), ("batch", 64)]
+    assert all(r.rows == 300 and r.rows_per_second > 0 for r in rates)
