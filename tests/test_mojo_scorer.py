@@ -511,3 +511,69 @@ def test_measure_scoring_reports_every_mode(binomial, flights) -> None:
     rates = measure_scoring(MojoScorer.load(path), _rows(score.iloc[:300]), batch_sizes=(1, 64), rounds=1)
     assert [(r.mode, r.batch_size) for r in rates] == [("per_row", 1), ("batch", 1), ("batch", 64)]
     assert all(r.rows == 300 and r.rows_per_second > 0 for r in rates)
+
+
+@pytest.fixture(scope="module")
+def multinomial(h2o_cluster, flights, tmp_path_factory):
+    """Predicts the origin airport (3 classes); ``early`` is a categorical
+    column with the levels "False"/"True", which the scorer must accept as
+    Python bools."""
+    from h2o.estimators import H2OGradientBoostingEstimator
+
+    train, _ = flights
+    df = train.iloc[:6000].copy()
+    df["early"] = np.where(df.dep_delay < 0, "True", "False").astype(object)
+    frame = _h2o_frame(df, {"early": "enum"})
+    features = ["dep_delay", "distance", "hour", "carrier", "dest", "early"]
+    model = H2OGradientBoostingEstimator(ntrees=15, max_depth=4, seed=42)
+    model.train(x=features, y="origin", training_frame=frame)
+    out = tmp_path_factory.mktemp("mojo-multinomial")
+    return model, Path(model.download_mojo(path=str(out)))
+
+
+def test_multinomial_and_boolean_levels_parity_with_h2o_predict(multinomial, flights) -> None:
+    model, path = multinomial
+    _, score = flights
+    scorer = MojoScorer.load(path)
+    assert scorer.model_category == "Multinomial"
+    assert scorer.labels == ["EWR", "JFK", "LGA"]
+    assert scorer.categorical_levels["early"] == ["False", "True"]
+    sample = score.iloc[:1500].reset_index(drop=True)
+    sample = sample[sample.origin.notna()].reset_index(drop=True)
+    early = sample.dep_delay < 0
+    rows = [
+        {k: v for k, v in row.items() if k != "origin"} | {"early": bool(e)}
+        for row, e in zip(_rows(sample), early)
+    ]
+    expected = sample.drop(columns=["origin"]).assign(early=np.where(early, "True", "False").astype(object))
+    frame = h2o.H2OFrame(
+        expected[["dep_delay", "distance", "hour", "carrier", "dest", "early"]],
+        column_types={"dep_delay": "real", "distance": "real", "hour": "real", "carrier": "enum",
+                      "dest": "enum", "early": "enum"},
+        na_strings=["", "nan"],
+    )
+    ref = model.predict(frame).as_data_frame(use_pandas=True)
+    preds = scorer.score_many(rows)
+    got = np.array([p.probabilities for p in preds])
+    diff = np.abs(got - ref[["EWR", "JFK", "LGA"]].to_numpy()).max()
+    print(f"\nmultinomial parity: max abs diff {diff:.3g}")
+    assert diff <= 1e-12
+    assert [p.label for p in preds] == list(ref.predict.astype(str))
+    assert all(p.value is None and len(p.probabilities) == 3 for p in preds)
+
+
+def test_row_encoding_layout() -> None:
+    from models.row_encoding import MISSING, RowEncoder
+
+    encoder = RowEncoder(["a", "b"], {"c": ["x", "c.y"], "d": ["True", "False"]})
+    batch = encoder.encode([
+        {"a": 1, "b": " 2 ", "c": "x", "d": True},
+        {"a": float("nan"), "c": "y", "d": "False", "e": "ignored"},
+        {"a": "3", "b": None, "c": "zzz", "d": 0.0},
+    ])
+    assert batch.n_rows == 3
+    assert batch.numeric[0] == 1.0 and all(math.isnan(batch.numeric[i]) for i in (1, 2, 3, 4, 5))
+    assert batch.text_cells == [1, 4] and batch.texts == [" 2 ", "3"]  # row-major, ascending
+    # "y" finds "c.y" as genmodel does; 0.0 is the level "0", unknown here
+    assert batch.categorical == [0, 0, 1, 1, MISSING, MISSING]
+    assert batch.unknown_levels == [{}, {}, {"c": 1, "d": 1}]
