@@ -229,5 +229,6 @@ class MojoScorer:
             for at, u in zip(range(0, len(flat), width), unknown)
         ]
 
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
