@@ -2,9 +2,10 @@
 # The broker is not inside: point FS_KAFKA_BOOTSTRAP at a cluster.
 FROM python:3.11-slim
 
-# A JRE for the in-process H2O MOJO scorer (JPype loads h2o-genmodel).
+# A JDK for the in-process H2O MOJO scorer (JPype loads h2o-genmodel; javac
+# compiles the batch helper, models/java/, once into the cache on first use).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends default-jre-headless \
+ && apt-get install -y --no-install-recommends default-jdk-headless \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv/featurestream

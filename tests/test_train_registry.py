@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from models.registry import ModelVersion, Registry, RegistryError, validate_mojo
-from models.train import TrainConfig, TrainError, h2o_session, train
+from models.h2o_session import h2o_session
+from models.train import TrainConfig, TrainError, train
 
 NUMERIC = ["dep_delay", "distance", "hour", "month"]
 CATEGORICAL = ["carrier", "origin"]

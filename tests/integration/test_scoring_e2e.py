@@ -17,7 +17,8 @@ from dev_tooling import flights_data
 from kafka_plumbing.producer import produce, produce_raw
 from models.registry import Registry
 from tables.model_spec import model_specs
-from models.train import TrainConfig, _upload, h2o_session, train
+from models.h2o_session import h2o_session, upload_frame
+from models.train import TrainConfig, train
 from models.training_set import model_frame
 from tables.definitions import load as load_definitions
 from tests.conftest import SUMMARY_LINES
@@ -86,7 +87,7 @@ def h2o_predict(models: dict[str, Any], version: int, rows: list[dict[str, Any]]
     columns = models["numeric"] + models["categorical"]
     frame = pd.DataFrame([{c: row.get(c) for c in columns} for row in rows], columns=columns)
     types = {c: "real" for c in models["numeric"]} | {c: "enum" for c in models["categorical"]}
-    hf = _upload(h2o, frame, types, f"parity_{version}_{int(time.time() * 1000)}")
+    hf = upload_frame(h2o, frame, types, f"parity_{version}_{int(time.time() * 1000)}")
     return models["models"][version].predict(hf).as_data_frame(use_multi_thread=False)
 
 
