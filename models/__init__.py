@@ -4,8 +4,11 @@ Public API:
 
 - ``models.training_set``: ``point_in_time`` (labels joined by the T-based rule) and
   ``model_frame`` (a declared model's training frame, by replay).
-- ``models.train``: ``TrainConfig`` and ``train`` (H2O GBM, metrics, report, registry).
+- ``models.train``: ``train`` runs the stages (``train_data``: prepare and split;
+  ``train_fit``; ``train_evaluate``; ``train_publish``) configured by
+  ``models.train_config.TrainConfig``.
 - ``models.pipeline.train_from_log``: the two together, for ``featurestream train``.
-- ``models.registry.Registry``: versions on disk; ``models.mojo_scorer.MojoScorer``: scoring
-  through h2o-genmodel in-process.
+- ``models.registry.Registry``: versions on disk.
+- ``models.mojo_scorer.MojoScorer``: scoring through h2o-genmodel in-process, a batch per
+  JPype call (``score_many``); ``models.scoring_rate.measure_scoring`` measures it.
 """
