@@ -19,7 +19,7 @@ from agents.control_records import (
 )
 from agents.scoring import desired_state
 from kafka_plumbing import clients
-from kafka_plumbing.log_reader import read_all, stop_consumer
+from kafka_plumbing.log_reader import read_all, stop_consumer, topic_partitions
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
@@ -65,11 +65,15 @@ async def issue_command(settings: Settings, key: str, command: ModelCommand | Cu
                         wait_seconds: float = 30.0) -> CommandAudit:
     """Publish a command and wait for a worker's verdict (the audit record)."""
     command = msgspec.structs.replace(command, id=uuid.uuid4().hex, at=now_iso())
-    audit = clients.consumer(settings, settings.topics.audit, auto_offset_reset="latest")
+    audit = clients.consumer(settings)
     await audit.start()
     try:
-        for tp in audit.assignment():
-            await audit.seek_to_end(tp)
+        # Positioned at the end before the command goes out, or a fast verdict
+        # lands before a lazily assigned consumer starts reading, and is missed.
+        partitions = await topic_partitions(audit, settings.topics.audit)
+        audit.assign(partitions)
+        await audit.seek_to_end(*partitions)
+        for tp in partitions:
             await audit.position(tp)
         producer = clients.producer(settings, acks="all")
         await producer.start()

@@ -50,7 +50,7 @@ async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int
     consumer = clients.consumer(settings)
     await start_consumer(consumer)
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await topic_partitions(consumer, topic)
         begin = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
         return {tp.partition: (begin[tp], end[tp]) for tp in partitions}
@@ -58,7 +58,7 @@ async def topic_size(settings: Settings, topic: str) -> dict[int, tuple[int, int
         await stop_consumer(consumer)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     await consumer._client.force_metadata_update()  # no public call refreshes metadata for one topic
     found = consumer.partitions_for_topic(topic)
     if not found:
