@@ -11,7 +11,7 @@ from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
 from agents.scoring import register_scoring
-from app import web, web_scoring
+from app import web
 from app.runtime import Runtime
 from tables.model_spec import model_specs
 from kafka_plumbing.settings import Settings
@@ -57,7 +57,7 @@ def create_app(
     )
     # Every table write queues a changelog message; Faust's default buffer of
     # 100 makes the stream stop and drain every few events.
-    kafka_plumbing.producer.buffer.max_messages = 10_000
+    app.producer.buffer.max_messages = 10_000
     metrics = Metrics()
     specs = model_specs(definitions)
     plane = register_control_plane(app, settings, definitions)
@@ -69,5 +69,4 @@ def create_app(
     runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill)
 
     web.register(runtime)
-    web_scoring.register(runtime)
     return runtime
