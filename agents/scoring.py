@@ -1,4 +1,4 @@
-"""In-stream scoring of every applied event with the deployed models.
+"""Scoring events with the deployed models: every applied event in the stream, and ``POST /score``.
 
 - ``fs.control`` (compacted, keyed by model name) carries the *desired* state
   of a model: ``{"model", "primary", "shadow", "previous", "action", "id"}``.
@@ -12,8 +12,9 @@
   rules: the stream (``score_in_stream``, inside the source's ingest agent
   right after the features are computed: one primary prediction per applied
   event, plus one on ``fs.predictions.shadow`` when a shadow is set) and
-  ``POST /score`` both call it.  Loaded MOJOs are cached
-  per (name, version) in this process: they are derived from the registry.
+  ``POST /score`` both call it.  Its output is a typed ``PredictionRecord``.
+  Loaded MOJOs are cached per (name, version) in this process: they are
+  derived from the registry.
 """
 from __future__ import annotations
 
