@@ -28,7 +28,7 @@ from agents.control_plane import ControlPlane
 from agents.dead_letters import dead_letter
 from agents.dead_letters import encode as encode_dead_letter
 from agents.metrics import Metrics
-from agents.scoring import ScoringRuntime
+from agents.scoring import Provenance, ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from kafka_plumbing.catalogue import Topics
 from kafka_plumbing.settings import Settings
@@ -160,12 +160,12 @@ def _make_agent(
         }
         features_topic.send_soon(key=message.key, value=json.dumps(served).encode())
         if scoring is not None:
-            provenance = {
-                "event_id": served["event_id"], "source": source.name, "topic": message.topic,
-                "partition": message.partition, "offset": message.offset,
-                "event_time_ms": outcome.time_ms, "event_time": record[source.time_field],
-            }
-            for error in scoring.score_event(source.name, record, outcome.features, provenance, message.key):
+            provenance = Provenance(
+                event_id=served["event_id"], source=source.name, topic=message.topic,
+                partition=message.partition, offset=message.offset,
+                event_time_ms=outcome.time_ms, event_time=record[source.time_field],
+            )
+            for error in scoring.score_in_stream(source.name, record, outcome.features, provenance, message.key):
                 reject(event, validation.SCORING_ERROR, error)
         # Views by other entities read the applied events re-keyed: the
         # original bytes, so their agent validates and decides the same way,

@@ -1,4 +1,4 @@
-"""In-stream scoring of every applied event with the deployed models.
+"""Scoring events with the deployed models: every applied event in the stream, and ``POST /score``.
 
 - ``fs.control`` (compacted, keyed by model name) carries the *desired* state
   of a model (``agents.control_records.ModelCommand``).
@@ -8,17 +8,20 @@
 - ``check_command`` accepts a command only if every version it names exists
   and its MOJO loads; the control plane (``agents.control_plane``) publishes
   the accepted state, which every worker follows.
-- The scoring step runs inside the source's ingest agent right after the
-  features are computed: one primary prediction per applied event, plus one
-  on ``fs.predictions.shadow`` when a shadow is set.  Loaded MOJOs are cached
-  per (name, version) in this process: they are derived from the registry.
+- ``ScoringRuntime.score_event`` is the one scoring path, with the refusal
+  rules: the stream (``score_in_stream``, inside the source's ingest agent
+  right after the features are computed: one primary prediction per applied
+  event, plus one on ``fs.predictions.shadow`` when a shadow is set) and
+  ``POST /score`` both call it.  Its output is a typed ``PredictionRecord``.
+  Loaded MOJOs are cached per (name, version) in this process: they are
+  derived from the registry.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import faust
@@ -98,6 +101,69 @@ def model_input(spec_columns: list[str], record: dict[str, Any], features: dict[
     return row
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a scored event comes from; ``topic/partition/offset`` are None off the log (``POST /score``)."""
+
+    event_id: Any
+    source: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    event_time_ms: int
+    event_time: Any
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One record of ``fs.predictions`` (and the body of ``POST /score``): a reproducible training row."""
+
+    provenance: Provenance
+    model: str
+    model_version: int
+    role: str  # "primary" or "shadow"
+    label: str | None
+    probabilities: list[float] | None
+    labels: list[str] | None
+    unknown_levels: dict[str, Any]
+    features: dict[str, Any]  # the row the model saw: event fields and ``view.feature`` values
+    view_versions: dict[str, int]
+    score_latency_us: float
+    scored_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's JSON object: provenance fields first, then the prediction (flat, as consumers read it)."""
+        return {**asdict(self.provenance), **{f.name: getattr(self, f.name) for f in fields(self)[1:]}}
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json()).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | dict[str, Any]) -> "PredictionRecord":
+        data = json.loads(raw) if isinstance(raw, bytes) else dict(raw)
+        provenance = Provenance(**{f.name: data.pop(f.name) for f in fields(Provenance)})
+        return cls(provenance=provenance, **data)
+
+
+VIEW_FILLING, SCORING_FAILED = "view_filling", "scoring_error"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A deployed model that did not score an event, and why."""
+
+    reason: str  # VIEW_FILLING or SCORING_FAILED
+    model: str
+    version: int
+    detail: str
+
+
+@dataclass
+class Scored:
+    predictions: list[PredictionRecord] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
 @dataclass
 class ScoringRuntime:
     settings: Settings
@@ -143,66 +209,76 @@ class ScoringRuntime:
         prediction = scorer.score(row)
         return prediction, (time.perf_counter() - started) * 1e6
 
-    def prediction_record(
-        self, spec: ModelSpec, version: int, role: str, row: dict[str, Any], prediction: Prediction,
-        latency_us: float, provenance: dict[str, Any],
-    ) -> dict[str, Any]:
-        return {
-            **provenance,
-            "model": spec.name,
-            "model_version": version,
-            "role": role,
-            "label": prediction.label,
-            "probabilities": prediction.probabilities,
-            "labels": self.cache.get(spec.name, version).labels,
-            "unknown_levels": prediction.unknown_levels,
-            "features": row,
-            "view_versions": {v: self.definitions.views[v].version for v in spec.views},
-            "score_latency_us": round(latency_us, 1),
-            "scored_at": now_iso(),
-        }
-
     def score_event(
-        self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]],
-        provenance: dict[str, Any], key: bytes | None,
-    ) -> list[str]:
-        """Score with every deployed model of ``source``; returns error texts (for the DLQ)."""
-        errors = []
+        self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
+        roles: tuple[str, ...] = ("primary", "shadow"),
+    ) -> Scored:
+        """Score one event with every deployed model of ``source``: the one scoring path.
+
+        ``features`` is what ``SourceProcessor.read`` served for the event
+        (servable views only).  A model with no primary deployed is skipped; a
+        model whose view is still filling, or whose scorer fails, is refused
+        with the reason (the stream sends it to the DLQ, ``POST /score``
+        answers with it)."""
+        scored = Scored()
         for spec in self.models_for(source):
             state = self.deployments.get(spec.name)
             if state is None or not state.primary:
                 continue
             filling = [v for v in spec.views if v not in features]
             if filling:  # never score a model on a view that is still being filled here
-                errors.append(f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet")
+                scored.refusals.append(Refusal(
+                    VIEW_FILLING, spec.name, state.primary,
+                    f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet",
+                ))
                 continue
             row = model_input(self.columns[spec.name], record, features)
-            for role, version, topic in (("primary", state.primary, self.predictions),
-                                         ("shadow", state.shadow, self.shadow_predictions)):
+            for role in roles:
+                version = getattr(state, role)
                 if not version:
                     continue
                 try:
                     prediction, latency = self.score(spec, version, row)
                 except Exception as exc:  # a bad model or row never stops the worker
-                    errors.append(f"{spec.name} v{version} ({role}): {type(exc).__name__}: {exc}")
-                    self.metrics.scoring_errors.labels(spec.name, str(version)).inc()
+                    scored.refusals.append(Refusal(
+                        SCORING_FAILED, spec.name, version, f"{spec.name} v{version} ({role}): {type(exc).__name__}: {exc}",
+                    ))
                     continue
-                self.metrics.predictions.labels(spec.name, str(version), role).inc()
-                self.metrics.score_latency.observe(latency / 1e6)
-                if role == "primary":
-                    self._audit_switch(spec.name, version, provenance)
-                record_out = self.prediction_record(spec, version, role, row, prediction, latency, provenance)
-                topic.send_soon(key=key, value=json.dumps(record_out).encode())
-        return errors
+                scored.predictions.append(PredictionRecord(
+                    provenance=provenance, model=spec.name, model_version=version, role=role,
+                    label=prediction.label, probabilities=prediction.probabilities,
+                    labels=self.cache.get(spec.name, version).labels, unknown_levels=prediction.unknown_levels,
+                    features=row, view_versions={v: self.definitions.views[v].version for v in spec.views},
+                    score_latency_us=round(latency, 1), scored_at=now_iso(),
+                ))
+        return scored
 
-    def _audit_switch(self, model: str, version: int, provenance: dict[str, Any]) -> None:
-        slot = (provenance["topic"], provenance["partition"], model)
+    def score_in_stream(
+        self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
+        key: bytes | None,
+    ) -> list[str]:
+        """Score an applied event and publish its predictions; returns refusal texts (for the DLQ)."""
+        scored = self.score_event(source, record, features, provenance)
+        for refusal in scored.refusals:
+            if refusal.reason == SCORING_FAILED:
+                self.metrics.scoring_errors.labels(refusal.model, str(refusal.version)).inc()
+        for out in scored.predictions:
+            self.metrics.predictions.labels(out.model, str(out.model_version), out.role).inc()
+            self.metrics.score_latency.observe(out.score_latency_us / 1e6)
+            if out.role == "primary":
+                self._audit_switch(out.model, out.model_version, provenance)
+            topic = self.predictions if out.role == "primary" else self.shadow_predictions
+            topic.send_soon(key=key, value=out.encode())
+        return [refusal.detail for refusal in scored.refusals]
+
+    def _audit_switch(self, model: str, version: int, provenance: Provenance) -> None:
+        slot = (provenance.topic, provenance.partition, model)
         previous = self.last_used.get(slot)
         if previous != version:
             self.last_used[slot] = version
             self.audit.send_soon(key=model.encode(), value=encode(SwitchAudit(
-                model=model, previous=previous, to=version, topic=provenance["topic"],
-                partition=provenance["partition"], first_offset=provenance["offset"], at=now_iso(),
+                model=model, previous=previous, to=version, topic=provenance.topic,
+                partition=provenance.partition, first_offset=provenance.offset, at=now_iso(),
             )))
 
 

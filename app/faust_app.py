@@ -12,7 +12,7 @@ from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
 from agents.scoring import register_scoring
-from app import web, web_scoring
+from app import web
 from app.runtime import Runtime
 from tables.model_spec import model_specs
 from kafka_plumbing import clients
@@ -84,5 +84,4 @@ def create_app(
     runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill)
 
     web.register(runtime)
-    web_scoring.register(runtime)
     return runtime

@@ -1,175 +1,191 @@
 """HTTP views (Faust web).  Views read tables only; writes happen in agents.
 
-Every error is JSON ``{"error": ..., "detail": ...}`` with a 4xx code; a
-middleware turns anything unexpected into a JSON 500 without a traceback.
+``register`` is the one place routes are added: the classes here and in
+``app.web_scoring`` are module-level views that read the runtime from the web
+application (``app.web_common.RuntimeView``).  Every error is JSON
+``{"error": ..., "detail": ...}`` with a 4xx code; a middleware turns anything
+unexpected into a JSON 500 without a traceback.
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tables.validation import parse_time_ms
+from agents.control_plane import ControlPlane
 from agents.control_records import LIVE
 from agents.readiness import is_ready
+from app import web_scoring
+from app.openapi import openapi
 from app.routing import NoOwner, forward, key_partition, owner
+from app.runtime import Runtime
+from app.web_common import RUNTIME, RuntimeView, error_body, iso
+from tables.dsl import FeatureView
 from tables.processor import stream_time
-
-if TYPE_CHECKING:
-    from agents.control_plane import ControlPlane
-    from app.runtime import Runtime
-    from tables.dsl import FeatureView
+from tables.validation import parse_time_ms
 
 log = logging.getLogger(__name__)
 
 
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def error_body(error: str, detail: str) -> dict[str, str]:
-    return {"error": error, "detail": detail}
-
-
-def register(runtime: "Runtime") -> None:
-    app = runtime.app
-    definitions = runtime.definitions
-    plane = runtime.plane
-    versions_of = {name: definitions.versions(name) for name in definitions.names}
-    source_of = {v.ref: runtime.sources[v.source.name] for v in definitions.views.values()}
-
-    @app.page("/features/{view}/{entity}")
-    class FeatureValues(View):
-        async def get(self, request: Request, view: str, entity: str) -> Response:
-            versions = versions_of.get(view)
-            if versions is None:
-                return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(versions_of)}"), status=404)
-            if "version" in request.query:
-                try:
-                    definition = versions[int(request.query["version"])]
-                except (ValueError, KeyError):
-                    return self.json(error_body("unknown_version", f"{view} has versions {sorted(versions)}"), status=404)
-            else:
-                definition = plane.serving(view)
-            as_of_ms = None
-            if "as_of" in request.query:
-                try:
-                    as_of_ms = parse_time_ms(request.query["as_of"])
-                except ValueError as exc:
-                    return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
-            if not is_ready(app):
-                return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
-            source = source_of[definition.ref]
-            table = source.tables[definition.ref]
+class FeatureValues(RuntimeView):
+    async def get(self, request: Request, view: str, entity: str) -> Response:
+        runtime = self.runtime
+        app, definitions, plane = runtime.app, runtime.definitions, runtime.plane
+        versions = definitions.versions(view) if view in definitions.names else None
+        if versions is None:
+            return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(definitions.names)}"), status=404)
+        if "version" in request.query:
             try:
-                url = owner(app, table.name, entity, runtime.settings.partitions)
-            except NoOwner as exc:
-                return self.json(error_body("not_ready", str(exc)), status=503)
-            if url is not None:
-                status, routed = await forward(app, url, request)
-                return self.json(routed, status=status)
-            partition = key_partition(entity, runtime.settings.partitions)
-            clock = source.stores.clocks.get(source.processor.clock_key(partition))
-            source_def = definition.source
-            unfed = plane.unfed(source_def.name, source_def.parent) if source_def.parent else []
-            if unfed:
-                return self.json(error_body(
-                    "view_filling",
-                    f"{view} reads {source_def.name}, whose history from {source_def.parent} partitions {unfed} "
-                    f"is not written yet: `featurestream backfill {view}` writes it; it serves once filled",
-                ), status=503)
-            if definition.state_key in {v.state_key for v in source.processor.pending(clock)}:
-                progress = plane.fill_status(definition).get(partition)
-                through, end = (None, None) if progress is None else (progress.through, progress.end)
-                return self.json(error_body(
-                    "view_filling",
-                    f"{view} v{definition.version} is still being filled from the log on partition {partition} "
-                    f"(through offset {through} of {end}); it serves once filled",
-                ), status=503)
-            state = source.stores.views[definition.state_key].get(entity)
-            if state is None:
-                return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
-            # "Current" means at the partition's stream time: event time, never wall clock.
-            now_ms = stream_time(clock) or state.max_time
-            windows = source.processor.windows[definition.state_key]
-            body = {
-                "view": definition.name,
-                "version": definition.version,
-                "serving_version": plane.serving(view).version,
-                "entity": entity,
-                "entity_field": definition.entity,
-                "as_of_ms": now_ms,
-                "as_of": iso(now_ms),
-                "last_event_time": iso(state.max_time),
-                "events_applied": state.seq,
-            }
-            if as_of_ms is None:
-                return self.json({**body, "features": windows.values(state, now_ms)})
-            # Point in time: the T-based rule, exactly, or an explicit gap.
+                definition = versions[int(request.query["version"])]
+            except (ValueError, KeyError):
+                return self.json(error_body("unknown_version", f"{view} has versions {sorted(versions)}"), status=404)
+        else:
+            definition = plane.serving(view)
+        as_of_ms = None
+        if "as_of" in request.query:
             try:
-                values, unavailable = windows.as_of(state, as_of_ms)
-            except ValueError:
-                return self.json(error_body(
-                    "outside_retained_history",
-                    f"history for {entity} is kept from {iso(state.horizon)}; use the training-set command for older times",
-                ), status=409)
-            return self.json({**body, "as_of_ms": as_of_ms, "as_of": iso(as_of_ms), "features": values,
-                              "unavailable": unavailable})
+                as_of_ms = parse_time_ms(request.query["as_of"])
+            except ValueError as exc:
+                return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
+        if not is_ready(app):
+            return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
+        source = runtime.sources[definition.source.name]
+        table = source.tables[definition.ref]
+        try:
+            url = owner(app, table.name, entity, runtime.settings.partitions)
+        except NoOwner as exc:
+            return self.json(error_body("not_ready", str(exc)), status=503)
+        if url is not None:
+            status, routed = await forward(app, url, request)
+            return self.json(routed, status=status)
+        partition = key_partition(entity, runtime.settings.partitions)
+        clock = source.stores.clocks.get(source.processor.clock_key(partition))
+        source_def = definition.source
+        unfed = plane.unfed(source_def.name, source_def.parent) if source_def.parent else []
+        if unfed:
+            return self.json(error_body(
+                "view_filling",
+                f"{view} reads {source_def.name}, whose history from {source_def.parent} partitions {unfed} "
+                f"is not written yet: `featurestream backfill {view}` writes it; it serves once filled",
+            ), status=503)
+        # "Current" means at the partition's stream time: event time, never wall clock.
+        now_ms = stream_time(clock)
+        read = source.processor.read(source.stores, clock, entity, now_ms or 0, [definition])
+        if read.filling:
+            progress = plane.fill_status(definition).get(partition)
+            through, end = (None, None) if progress is None else (progress.through, progress.end)
+            return self.json(error_body(
+                "view_filling",
+                f"{view} v{definition.version} is still being filled from the log on partition {partition} "
+                f"(through offset {through} of {end}); it serves once filled",
+            ), status=503)
+        state = read.states[definition.ref]
+        if state is None:
+            return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
+        if not now_ms:  # no clock time yet: the entity's own newest event
+            now_ms = state.max_time
+            read = source.processor.read(source.stores, clock, entity, now_ms, [definition])
+        body = {
+            "view": definition.name,
+            "version": definition.version,
+            "serving_version": plane.serving(view).version,
+            "entity": entity,
+            "entity_field": definition.entity,
+            "as_of_ms": now_ms,
+            "as_of": iso(now_ms),
+            "last_event_time": iso(state.max_time),
+            "events_applied": state.seq,
+        }
+        if as_of_ms is None:
+            return self.json({**body, "features": read.values[definition.ref]})
+        # Point in time: the T-based rule, exactly, or an explicit gap.
+        windows = source.processor.windows[definition.state_key]
+        try:
+            values, unavailable = windows.as_of(state, as_of_ms)
+        except ValueError:
+            return self.json(error_body(
+                "outside_retained_history",
+                f"history for {entity} is kept from {iso(state.horizon)}; use the training-set command for older times",
+            ), status=409)
+        return self.json({**body, "as_of_ms": as_of_ms, "as_of": iso(as_of_ms), "features": values,
+                          "unavailable": unavailable})
 
-    @app.page("/views")
-    class Views(View):
-        async def get(self, request: Request) -> Response:
-            """Every version of every view: which one serves, and where each is filled."""
-            return self.json({"views": [view_status(plane, v) for v in definitions.views.values()]})
 
-    @app.page("/stats")
-    class Stats(View):
-        async def get(self, request: Request) -> Response:
-            """Per-partition outcome counts of the partitions this worker owns."""
-            out: dict[str, Any] = {}
-            for name, source in runtime.sources.items():
-                partitions = {}
-                for partition in range(runtime.settings.partitions):
-                    clock = source.stores.clocks.get(source.processor.clock_key(partition))
-                    if clock is not None:
-                        partitions[str(partition)] = {"max_event_time": iso(stream_time(clock)), **clock.counts.as_dict()}
-                out[name] = partitions
-            return self.json({"sources": out})
-
-    @app.page("/healthz")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            ready = is_ready(app)
-            body = {"status": "ok" if ready else "starting", "live": True, "ready": ready,
-                    "rebalancing": bool(app.rebalancing)}
-            # 503 until ready, so load balancers and probes can use the status alone.
-            return self.json(body, status=200 if ready else 503)
-
-    @app.page("/metrics")
-    class MetricsView(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(runtime.metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    @app.page("/openapi.json")
-    class OpenAPI(View):
-        async def get(self, request: Request) -> Response:
-            return self.json(openapi(sorted(versions_of)))
-
-    @app.page("/")
-    class Dashboard(View):
-        async def get(self, request: Request) -> Response:
-            return self.html(dashboard_html(runtime))
-
-    app.web.web_app.middlewares.append(_json_errors(runtime))
+class Views(RuntimeView):
+    async def get(self, request: Request) -> Response:
+        """Every version of every view: which one serves, and where each is filled."""
+        runtime = self.runtime
+        return self.json({"views": [view_status(runtime.plane, v) for v in runtime.definitions.views.values()]})
 
 
-def view_status(plane: "ControlPlane", view: "FeatureView") -> dict[str, Any]:
+class Stats(RuntimeView):
+    async def get(self, request: Request) -> Response:
+        """Per-partition outcome counts of the partitions this worker owns."""
+        runtime = self.runtime
+        out: dict[str, Any] = {}
+        for name, source in runtime.sources.items():
+            partitions = {}
+            for partition in range(runtime.settings.partitions):
+                clock = source.stores.clocks.get(source.processor.clock_key(partition))
+                if clock is not None:
+                    partitions[str(partition)] = {"max_event_time": iso(stream_time(clock)), **clock.counts.as_dict()}
+            out[name] = partitions
+        return self.json({"sources": out})
+
+
+class Health(RuntimeView):
+    async def get(self, request: Request) -> Response:
+        app = self.runtime.app
+        ready = is_ready(app)
+        body = {"status": "ok" if ready else "starting", "live": True, "ready": ready,
+                "rebalancing": bool(app.rebalancing)}
+        # 503 until ready, so load balancers and probes can use the status alone.
+        return self.json(body, status=200 if ready else 503)
+
+
+class MetricsView(RuntimeView):
+    async def get(self, request: Request) -> Response:
+        exposition = generate_latest(self.runtime.metrics.registry)
+        return self.bytes(exposition, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+class OpenAPI(RuntimeView):
+    async def get(self, request: Request) -> Response:
+        return self.json(openapi(sorted(self.runtime.definitions.names)))
+
+
+class Dashboard(RuntimeView):
+    async def get(self, request: Request) -> Response:
+        return self.html(dashboard_html(self.runtime))
+
+
+# Every route of the worker, in one place (``app.openapi`` describes each).
+ROUTES: tuple[tuple[str, type[View]], ...] = (
+    ("/features/{view}/{entity}", FeatureValues),
+    ("/views", Views),
+    ("/stats", Stats),
+    ("/healthz", Health),
+    ("/metrics", MetricsView),
+    ("/openapi.json", OpenAPI),
+    ("/", Dashboard),
+    ("/models", web_scoring.Models),
+    ("/models/{name}/deploy", web_scoring.Deploy),
+    ("/score", web_scoring.Score),
+)
+
+
+def register(runtime: Runtime) -> None:
+    web_app = runtime.app.web.web_app
+    web_app[RUNTIME] = runtime
+    for path, view in ROUTES:
+        runtime.app.page(path)(view)
+    web_app.middlewares.append(_json_errors(runtime))
+
+
+def view_status(plane: ControlPlane, view: FeatureView) -> dict[str, Any]:
     fills = plane.fill_status(view)
     return {
         "name": view.name,
@@ -186,7 +202,7 @@ def view_status(plane: "ControlPlane", view: "FeatureView") -> dict[str, Any]:
     }
 
 
-def _json_errors(runtime: "Runtime"):
+def _json_errors(runtime: Runtime):
     @aioweb.middleware
     async def middleware(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
         try:
@@ -208,48 +224,7 @@ def _json_errors(runtime: "Runtime"):
     return middleware
 
 
-def openapi(view_names: list[str]) -> dict[str, Any]:
-    error = {"$ref": "#/components/schemas/Error"}
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "featurestream", "version": "0.1.0"},
-        "paths": {
-            "/features/{view}/{entity}": {
-                "get": {
-                    "summary": "Current feature values of one entity (at its partition's stream time)",
-                    "parameters": [
-                        {"name": "view", "in": "path", "required": True, "schema": {"type": "string", "enum": view_names}},
-                        {"name": "entity", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "version", "in": "query", "required": False, "schema": {"type": "integer"},
-                         "description": "a defined version (default: the serving one)"},
-                        {"name": "as_of", "in": "query", "required": False, "schema": {"type": "string"},
-                         "description": "ISO-8601 time: the point-in-time value by the T-based rule"},
-                    ],
-                    "responses": {
-                        "200": {"description": "feature values"},
-                        "404": {"description": "unknown view, version or entity", "content": {"application/json": {"schema": error}}},
-                        "503": {"description": "not ready, or this version is still being filled", "content": {"application/json": {"schema": error}}},
-                    },
-                }
-            },
-            "/views": {"get": {"summary": "Every version of every view: serving or not, fill status per partition", "responses": {"200": {"description": "views"}}}},
-            "/stats": {"get": {"summary": "Per-partition ingest outcome counts", "responses": {"200": {"description": "counts"}}}},
-            "/healthz": {"get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "ok"}}}},
-            "/metrics": {"get": {"summary": "Prometheus exposition", "responses": {"200": {"description": "metrics"}}}},
-        },
-        "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-                    "required": ["error", "detail"],
-                }
-            }
-        },
-    }
-
-
-def dashboard_html(runtime: "Runtime") -> str:
+def dashboard_html(runtime: Runtime) -> str:
     rows = "".join(
         f"<tr><td>{v.name}</td><td>{v.version}</td><td>{v.source.name}</td><td>{v.entity}</td>"
         f"<td>{', '.join(f.name for f in v.features)}</td></tr>"
@@ -266,6 +241,7 @@ td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}</style></head
 <h2>Endpoints</h2><ul>
 <li><a href="/features/origin_traffic/JFK">/features/&lt;view&gt;/&lt;entity&gt;</a></li>
 <li><a href="/views">/views</a></li><li><a href="/stats">/stats</a></li>
+<li><a href="/models">/models</a></li>
 <li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
 <li><a href="/openapi.json">/openapi.json</a></li></ul>
 <p id="stats"></p>

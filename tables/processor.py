@@ -23,7 +23,7 @@ from tables.windows import ViewWindows, floor_to
 # the lateness are dropped as the watermark passes them.
 DEDUP_BUCKET_MS = 60_000
 
-__all__ = ["APPLIED", "DUPLICATE", "INVALID", "LATE", "Outcome", "SourceProcessor", "Stores", "forward_key",
+__all__ = ["APPLIED", "DUPLICATE", "INVALID", "LATE", "EntityRead", "Outcome", "SourceProcessor", "Stores", "forward_key",
            "stream_time"]
 
 
@@ -36,6 +36,20 @@ class Outcome:
     features: dict[str, dict[str, Any]] = field(default_factory=dict)
     # re-keyed logs this applied event goes to (those live on the partition)
     forwards: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EntityRead:
+    """What the views serve for one entity at one time: see ``SourceProcessor.read``."""
+
+    entity: str
+    time_ms: int
+    values: dict[str, dict[str, Any]]  # view ref -> feature values, servable views only
+    states: dict[str, ViewState | None]  # view ref -> the state they were read from (None: no history)
+    filling: list[FeatureView]  # asked-for views not servable on the partition yet
+
+    def filling_refs(self) -> list[str]:
+        return [v.ref for v in self.filling]
 
 
 @dataclass
@@ -102,6 +116,28 @@ class SourceProcessor:
         clock.offset = offset
         stores.clocks[clock_key] = clock
 
+    def read(
+        self, stores: Stores, clock: PartitionClock | None, entity: str, time_ms: int,
+        views: list[FeatureView] | None = None,
+    ) -> EntityRead:
+        """The feature values of ``views`` (default: all) for ``entity`` at ``time_ms``.
+
+        History only: an event at ``time_ms`` is not applied, so this is what
+        that event is served (tiles in ``[floor(t - W, H), tile(t)]``).  The one
+        read behind the stream, ``GET /features`` and ``POST /score``.  ``clock``
+        is the entity's partition clock; a view not live on it (still being
+        filled) gets no values and is listed in ``filling``."""
+        pending = {v.state_key for v in self.pending(clock)}
+        read = EntityRead(entity, time_ms, {}, {}, [])
+        for view in self.views if views is None else views:
+            if view.state_key in pending:
+                read.filling.append(view)
+                continue
+            state = stores.views[view.state_key].get(entity)
+            read.states[view.ref] = state
+            read.values[view.ref] = self.windows[view.state_key].values(state, time_ms)
+        return read
+
     def clock_key(self, partition: int) -> str:
         return f"{self.source.name}:{partition}"
 
@@ -166,11 +202,9 @@ class SourceProcessor:
         if event_id in ids:
             return Outcome(DUPLICATE, time_ms)
 
-        entity = str(record[self.source.key])
-        live = clock.live or {}
-        views = [v for v in self.views if v.state_key in live]
-        states = {view.state_key: stores.views[view.state_key].get(entity) for view in views}
-        if any(not self.windows[k].can_apply(state, time_ms) for k, state in states.items()):
+        read = self.read(stores, clock, str(record[self.source.key]), time_ms)
+        if any(not self.windows[v.state_key].can_apply(read.states[v.ref], time_ms) for v in self.views
+               if v.ref in read.states):
             # Older than the history the entity still keeps (only possible when a
             # lane first shows up far behind the others): applying it would
             # serve values from pruned tiles.
@@ -182,12 +216,14 @@ class SourceProcessor:
             time_ms if c is lane_clock and (c.max is None or time_ms > c.max) else c.max
             for c in clock.lanes.values()
         )
-        outcome = Outcome(APPLIED, time_ms, forwards=[d for d in self.forwards if forward_key(d) in live])
-        for view in views:
+        live = self.live_of(clock)
+        outcome = Outcome(APPLIED, time_ms, read.values, [d for d in self.forwards if forward_key(d) in live])
+        for view in self.views:
+            if view.ref not in read.states:
+                continue  # still being filled
             windows = self.windows[view.state_key]
-            state = states[view.state_key]
-            outcome.features[view.ref] = windows.values(state, time_ms)
-            stores.views[view.state_key][entity] = windows.apply(
+            state = read.states[view.ref]
+            stores.views[view.state_key][read.entity] = windows.apply(
                 state or windows.new_state(), record, time_ms, low_watermark
             )
         return outcome

@@ -1,0 +1,120 @@
+"""The API description served at ``GET /openapi.json``: every route of
+``app.web.ROUTES``, with its parameters, request body and response codes."""
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(description, _ERROR)
+
+
+_NOT_READY = _error("the worker is joining the group or recovering tables")
+
+
+def openapi(view_names: list[str]) -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "featurestream", "version": "0.1.0"},
+        "paths": {
+            "/features/{view}/{entity}": {"get": {
+                "summary": "Current feature values of one entity (at its partition's stream time)",
+                "parameters": [
+                    {"name": "view", "in": "path", "required": True, "schema": {"type": "string", "enum": view_names}},
+                    {"name": "entity", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "version", "in": "query", "required": False, "schema": {"type": "integer"},
+                     "description": "a defined version (default: the serving one)"},
+                    {"name": "as_of", "in": "query", "required": False, "schema": {"type": "string"},
+                     "description": "ISO-8601 time: the point-in-time value by the T-based rule"},
+                ],
+                "responses": {
+                    "200": _json("feature values"),
+                    "400": _error("as_of is not ISO-8601 with a zone"),
+                    "404": _error("unknown view, version or entity"),
+                    "409": _error("as_of is older than the history kept for the entity"),
+                    "503": _error("not ready, or this version is still being filled"),
+                },
+            }},
+            "/score": {"post": {
+                "summary": "Score one event synchronously: the features the stream would serve it "
+                           "(history only, the event is not applied), scored by the deployed primary models",
+                "parameters": [{"name": "source", "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": "the event's source (default: the first model's)"}],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "description": "one event of the source, as published to its log"}}}},
+                "responses": {
+                    "200": _json("the prediction record (several models: {\"predictions\": [...]}); "
+                                 "topic, partition and offset are null", {"$ref": "#/components/schemas/Prediction"}),
+                    "400": _error("the event fails validation (the reason is the DLQ's)"),
+                    "404": _error("unknown source"),
+                    "409": _error("no model is deployed for the source"),
+                    "422": _error("the model could not score the event"),
+                    "503": _error("not ready, or a view the model reads is still being filled"),
+                },
+            }},
+            "/models": {"get": {
+                "summary": "Models of the feature module: registry versions and the accepted deployment",
+                "responses": {"200": _json("models"), "409": _error("the registry cannot be read")},
+            }},
+            "/models/{name}/deploy": {"post": {
+                "summary": "Publish a deploy, rollback, shadow or unshadow command (needs Authorization: Bearer <token>)",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"action": {"type": "string", "enum": ["deploy", "rollback", "shadow", "unshadow"],
+                                              "default": "deploy"},
+                                   "version": {"type": "integer"}},
+                }}}},
+                "responses": {
+                    "202": _json("command accepted for the control plane"),
+                    "400": _error("body is not a JSON object, or the command is invalid"),
+                    "401": _error("missing or wrong bearer token"),
+                    "403": _error("write routes are off (no FS_ADMIN_TOKEN)"),
+                    "404": _error("unknown model or version"),
+                },
+            }},
+            "/views": {"get": {"summary": "Every version of every view: serving or not, fill status per partition",
+                               "responses": {"200": _json("views")}}},
+            "/stats": {"get": {"summary": "Per-partition ingest outcome counts", "responses": {"200": _json("counts")}}},
+            "/healthz": {"get": {"summary": "Liveness and readiness",
+                                 "responses": {"200": _json("ready"), "503": _json("live, not ready yet")}}},
+            "/metrics": {"get": {"summary": "Prometheus exposition",
+                                 "responses": {"200": {"description": "metrics",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/": {"get": {"summary": "Dashboard page",
+                          "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This API description", "responses": {"200": _json("OpenAPI 3.0 document")}}},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+                    "required": ["error", "detail"],
+                },
+                "Prediction": {
+                    "type": "object",
+                    "properties": {
+                        "event_id": {}, "source": {"type": "string"}, "topic": {"type": "string", "nullable": True},
+                        "partition": {"type": "integer", "nullable": True}, "offset": {"type": "integer", "nullable": True},
+                        "event_time_ms": {"type": "integer"}, "event_time": {},
+                        "model": {"type": "string"}, "model_version": {"type": "integer"}, "role": {"type": "string"},
+                        "label": {"type": "string", "nullable": True},
+                        "probabilities": {"type": "array", "items": {"type": "number"}, "nullable": True},
+                        "labels": {"type": "array", "items": {"type": "string"}, "nullable": True},
+                        "unknown_levels": {"type": "object"}, "features": {"type": "object"},
+                        "view_versions": {"type": "object"}, "score_latency_us": {"type": "number"},
+                        "scored_at": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
