@@ -125,7 +125,7 @@ class BenchWorker:
             return None
         version = max(v.version for v in versions)
         verdict = asyncio.run(issue(self.settings, MODEL, "deploy", version, by="bench"))
-        if verdict.get("result") != "applied":
+        if verdict.result != "applied":
             raise RuntimeError(f"deploying {MODEL} v{version} for the bench: {verdict}")
         self.model = f"{MODEL} v{version}"
         return self.model

@@ -121,7 +121,7 @@ def _train_and_deploy(settings: Settings, definitions) -> int:
     console.print(f"{MODEL} v{version.version}: holdout AUC {held.get('auc', float('nan')):.3f}, "
                   f"logloss {held.get('logloss', float('nan')):.3f}; report {version.report_path}")
     verdict = issue_sync(settings, MODEL, "deploy", version.version, by="demo")
-    console.print(f"deploy {MODEL} v{version.version}: [bold]{verdict.get('result')}[/] {verdict.get('reason', '')}")
+    console.print(f"deploy {MODEL} v{version.version}: [bold]{verdict.result}[/] {verdict.reason or ''}")
     return version.version
 
 
