@@ -48,7 +48,7 @@ from agents.source_runtime import SourceRuntime
 from agents.control_plane import ControlPlane
 from agents.control_records import FAILED, FILLING, LIVE, FillStatus, encode, now_iso
 from kafka_plumbing import clients
-from kafka_plumbing.log_reader import start_consumer, stop_consumer
+from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.dsl import FeatureView
 from tables.processor import APPLIED, SourceProcessor, Stores, forward_key

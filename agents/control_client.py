@@ -19,7 +19,8 @@ from agents.control_records import (
 )
 from agents.scoring import desired_state
 from kafka_plumbing import clients
-from kafka_plumbing.log_reader import read_all, stop_consumer, topic_partitions
+from kafka_plumbing.clients import stop_consumer
+from kafka_plumbing.log_reader import read_all, topic_partitions
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 

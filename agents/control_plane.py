@@ -29,7 +29,7 @@ from agents.control_records import (
     ViewCutover, decode_deployment, encode, now_iso,
 )
 from kafka_plumbing import clients
-from kafka_plumbing.log_reader import stop_consumer
+from kafka_plumbing.clients import stop_consumer
 from kafka_plumbing.settings import Settings
 from tables.definitions import DefinitionError, Definitions
 from tables.dsl import FeatureView

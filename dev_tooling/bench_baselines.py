@@ -27,7 +27,7 @@ from dev_tooling import kafka_local
 from dev_tooling.bench_faust import FaustReport
 from dev_tooling.bench_latency import LoadResult, measure
 from dev_tooling.processes import stop_pid
-from kafka_plumbing.log_reader import start_consumer, stop_consumer
+from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.producer import encode
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import TopicSpec, ensure_topics

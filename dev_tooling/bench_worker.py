@@ -33,7 +33,8 @@ from agents.control_client import issue
 from dev_tooling import kafka_local
 from dev_tooling.bench_latency import LoadResult, finish_load, percentile, start_load
 from dev_tooling.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
-from kafka_plumbing.log_reader import read_all, start_consumer, stop_consumer
+from kafka_plumbing.clients import start_consumer, stop_consumer
+from kafka_plumbing.log_reader import read_all
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from models.registry import Registry

@@ -18,7 +18,7 @@ from rich.table import Table
 from dev_tooling import flights_data, kafka_local
 from dev_tooling.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
 from kafka_plumbing import clients
-from kafka_plumbing.log_reader import stop_consumer
+from kafka_plumbing.clients import stop_consumer
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync

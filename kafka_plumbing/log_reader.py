@@ -17,7 +17,7 @@ from kafka_plumbing import clients
 from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
 
-__all__ = ["read_all", "read_topic", "start_consumer", "stop_consumer", "topic_size"]
+__all__ = ["read_all", "read_topic", "topic_partitions", "topic_size"]
 
 _END = object()
 

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -107,11 +108,15 @@ def worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     from tables.definitions import load as load_definitions
 
     ensure_topics_sync(isolated, list(load_definitions(isolated.features_module).sources))
-    work = tmp_path_factory.mktemp("worker")
-    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=isolated.as_env())
+    yield from running_worker(isolated, tmp_path_factory.mktemp("worker"))
+
+
+def running_worker(settings: Settings, work: Path) -> Iterator[Worker]:
+    """A worker process on ``settings``, ready, stopped when the generator closes."""
+    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=settings.as_env())
     try:
         wait_ready(handle)
-        yield Worker(isolated, handle)
+        yield Worker(settings, handle)
     finally:
         stop_pid(handle.pid)
         if handle.process is not None:

@@ -25,13 +25,12 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dev_tooling import flights_data, kafka_local
-from dev_tooling.processes import start_worker, stop_pid, wait_ready
 from kafka_plumbing import clients
 from kafka_plumbing.log_reader import topic_size
 from kafka_plumbing.settings import Settings, load
 from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import load as load_definitions
-from tests.integration.conftest import Worker, consume_all, consume_until, decode
+from tests.integration.conftest import Worker, consume_all, consume_until, decode, running_worker
 
 DEPARTURES = 3_000
 MORE_DEPARTURES = 300
@@ -131,15 +130,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
 def worker(tls: Tls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     settings = tls.secure
     ensure_topics_sync(settings, list(load_definitions(settings.features_module).sources))
-    work = tmp_path_factory.mktemp("tls-worker")
-    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=settings.as_env())
-    try:
-        wait_ready(handle)
-        yield Worker(settings, handle)
-    finally:
-        stop_pid(handle.pid)
-        if handle.process is not None:
-            handle.process.wait(timeout=30)
+    yield from running_worker(settings, tmp_path_factory.mktemp("tls-worker"))
 
 
 def test_worker_applies_what_produce_sends_over_ssl(worker: Worker) -> None:
