@@ -99,7 +99,7 @@ class FillJob:
         return [v.state_key for v in self.views] + [forward_key(d) for d in self.forwards]
 
     def agent_offset(self) -> int | None:
-        clock = self.runtime.stores.clocks.get(self.clock_key)
+        clock = self.runtime.clock(self.partition)
         return None if clock is None else clock.offset
 
     def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
@@ -151,7 +151,7 @@ class Backfill:
         self._install(job, offset)
 
     def _install(self, job: FillJob, offset: int) -> None:
-        stores = job.runtime.stores
+        stores = job.runtime.state.live(job.partition)
         clock = stores.clocks.get(job.clock_key)
         mine = job.stores.clocks.get(job.clock_key)
         if clock is None or mine is None or mine.counts != clock.counts:
@@ -194,7 +194,7 @@ class Backfill:
                     if job.status == LIVE:
                         self._drop(key)
                     continue
-                clock = runtime.stores.clocks.get(runtime.processor.clock_key(partition))
+                clock = runtime.clock(partition)
                 if clock is None:
                     continue
                 self._announce(runtime, partition, clock)

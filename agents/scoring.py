@@ -29,6 +29,7 @@ import faust
 from agents.control_plane import CommandError, ControlPlane
 from agents.control_records import ModelCommand, ModelDeployment, SwitchAudit, encode, now_iso
 from agents.metrics import Metrics
+from agents.outbox import Outbox
 from kafka_plumbing.settings import Settings
 from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction
 from models.registry import Registry, RegistryError
@@ -171,8 +172,6 @@ class ScoringRuntime:
     specs: dict[str, ModelSpec]
     cache: ModelCache
     plane: ControlPlane
-    predictions: faust.TopicT
-    shadow_predictions: faust.TopicT
     audit: faust.TopicT
     metrics: Metrics
     # (topic, partition, model) -> version last used: to audit where versions switch
@@ -255,9 +254,9 @@ class ScoringRuntime:
 
     def score_in_stream(
         self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
-        key: bytes | None,
+        key: bytes | None, outbox: Outbox,
     ) -> list[str]:
-        """Score an applied event and publish its predictions; returns refusal texts (for the DLQ)."""
+        """Score an applied event, its predictions into the batch's outbox; returns refusal texts (for the DLQ)."""
         scored = self.score_event(source, record, features, provenance)
         for refusal in scored.refusals:
             if refusal.reason == SCORING_FAILED:
@@ -267,8 +266,8 @@ class ScoringRuntime:
             self.metrics.score_latency.observe(out.score_latency_us / 1e6)
             if out.role == "primary":
                 self._audit_switch(out.model, out.model_version, provenance)
-            topic = self.predictions if out.role == "primary" else self.shadow_predictions
-            topic.send_soon(key=key, value=out.encode())
+            topic = self.settings.topics.predictions if out.role == "primary" else self.settings.topics.shadow_predictions
+            outbox.add(topic, key, out.encode())
         return [refusal.detail for refusal in scored.refusals]
 
     def _audit_switch(self, model: str, version: int, provenance: Provenance) -> None:
@@ -292,8 +291,6 @@ def register_scoring(
         specs=specs,
         cache=ModelCache(Registry(settings.registry_dir)),
         plane=plane,
-        predictions=app.topic(settings.topics.predictions, key_type=bytes, value_type=bytes),
-        shadow_predictions=app.topic(settings.topics.shadow_predictions, key_type=bytes, value_type=bytes),
         audit=plane.audit,
         metrics=metrics,
     )

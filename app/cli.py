@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("rest", nargs=argparse.REMAINDER)
     kafka.set_defaults(func=cli_run.cmd_kafka)
 
-    worker = sub.add_parser("worker", help="run a stream-processing worker (Faust, RocksDB tables, web views)")
+    worker = sub.add_parser("worker", help="run a stream-processing worker (Faust, RocksDB state, web views)")
     worker.add_argument("--web-port", type=int, help="HTTP port (default $FS_WEB_PORT or 6066)")
     worker.add_argument("--web-host", default="127.0.0.1", help="address to bind the web server (default 127.0.0.1)")
     worker.add_argument("--data-dir", help="RocksDB table directory, one per worker (default .featurestream/worker)")

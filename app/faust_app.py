@@ -56,7 +56,12 @@ def create_app(
         canonical_url=settings.canonical_url or canonical,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
-        table_standby_replicas=0,
+        # Faust falls back to round-robin assignment in an app without changelog
+        # tables unless standbys are asked for.  Its own assignor is what tells every
+        # worker who consumes which partition (request routing), and it keeps a
+        # key's partitions of all sources on one worker.  There are no Faust tables,
+        # so no standby is ever assigned.
+        table_standby_replicas=1,
         key_serializer="raw",
         value_serializer="raw",
         # Batch outputs: per-message produce is Faust's first bottleneck.
@@ -70,16 +75,13 @@ def create_app(
         autodiscover=False,
         web_in_thread=False,
     )
-    # Every table write queues a changelog message; Faust's default buffer of
-    # 100 makes the stream stop and drain every few events.
-    app.producer.buffer.max_messages = 10_000
     metrics = Metrics()
     specs = model_specs(definitions)
     plane = register_control_plane(app, settings, definitions)
     scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
     register_control_agent(app, plane, scoring.check_command if scoring else None)
     backfill = Backfill(app, settings, plane)
-    sources = register_ingest(app, settings, definitions, metrics, plane, backfill, scoring)
+    sources = register_ingest(app, settings, definitions, data_dir, metrics, plane, backfill, scoring)
     backfill.watch(sources)
     runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill)
 

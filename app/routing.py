@@ -1,10 +1,10 @@
 """Which worker owns a key, and forwarding a request to it.
 
-Faust's own router asks the producer which partition a key of a changelog
-topic falls in, and the producer only knows topics it has written to: a
-worker that owns no key of a table cannot route reads for it.  Here the
-partition comes from the key itself (Kafka's default partitioner, the one the
-event producers use) and the owner from the assignor's table metadata."""
+A view's state is kept by the worker consuming the partition of its
+source's log that the key falls in.  The partition comes from the key itself
+(Kafka's default partitioner, the one the event producers use; Faust's own
+router asks the producer, which only knows topics it has written to) and the
+owner from the assignor's distribution of the topics every member receives."""
 from __future__ import annotations
 
 from typing import Any
@@ -22,15 +22,15 @@ def key_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def owner(app: Any, table_name: str, key: str, partitions: int) -> URL | None:
-    """The owning worker's URL, or None when it is this worker."""
+def owner(app: Any, topic: str, key: str, partitions: int) -> URL | None:
+    """The URL of the worker consuming ``key``'s partition of ``topic``, or None when it is this worker."""
     partition = key_partition(key, partitions)
-    for host, topics in app.router.table_metadata(table_name).items():
-        if any(partition in parts for parts in topics.values()):
+    for host, topics in app.assignor.external_topics_metadata().items():
+        if partition in topics.get(topic, ()):
             url = URL(host)
             own = app.conf.canonical_url
             return None if (url.host, url.port) == (own.host, own.port) else url
-    raise NoOwner(f"no worker owns partition {partition} of {table_name} yet")
+    raise NoOwner(f"no worker owns partition {partition} of {topic} yet")
 
 
 async def forward(app: Any, url: URL, request: Any, body: bytes | None = None) -> tuple[int, Any]:

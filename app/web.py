@@ -53,16 +53,19 @@ class FeatureValues(RuntimeView):
         if not is_ready(app):
             return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
         source = runtime.sources[definition.source.name]
-        table = source.tables[definition.ref]
         try:
-            url = owner(app, table.name, entity, runtime.settings.partitions)
+            url = owner(app, source.topic, entity, runtime.settings.partitions)
         except NoOwner as exc:
             return self.json(error_body("not_ready", str(exc)), status=503)
         if url is not None:
             status, routed = await forward(app, url, request)
             return self.json(routed, status=status)
         partition = key_partition(entity, runtime.settings.partitions)
-        clock = source.stores.clocks.get(source.processor.clock_key(partition))
+        if not source.owns(partition):
+            return self.json(error_body("not_ready", f"partition {partition} of {source.topic} is being restored"),
+                             status=503)
+        stores = source.flushed(partition)
+        clock = stores.clocks.get(source.processor.clock_key(partition))
         source_def = definition.source
         unfed = plane.unfed(source_def.name, source_def.parent) if source_def.parent else []
         if unfed:
@@ -73,7 +76,7 @@ class FeatureValues(RuntimeView):
             ), status=503)
         # "Current" means at the partition's stream time: event time, never wall clock.
         now_ms = stream_time(clock)
-        read = source.processor.read(source.stores, clock, entity, now_ms or 0, [definition])
+        read = source.processor.read(stores, clock, entity, now_ms or 0, [definition])
         if read.filling:
             progress = plane.fill_status(definition).get(partition)
             through, end = (None, None) if progress is None else (progress.through, progress.end)
@@ -87,7 +90,7 @@ class FeatureValues(RuntimeView):
             return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
         if not now_ms:  # no clock time yet: the entity's own newest event
             now_ms = state.max_time
-            read = source.processor.read(source.stores, clock, entity, now_ms, [definition])
+            read = source.processor.read(stores, clock, entity, now_ms, [definition])
         body = {
             "view": definition.name,
             "version": definition.version,
@@ -129,7 +132,7 @@ class Stats(RuntimeView):
         for name, source in runtime.sources.items():
             partitions = {}
             for partition in range(runtime.settings.partitions):
-                clock = source.stores.clocks.get(source.processor.clock_key(partition))
+                clock = source.flushed_clock(partition)
                 if clock is not None:
                     partitions[str(partition)] = {"max_event_time": iso(stream_time(clock)), **clock.counts.as_dict()}
             out[name] = partitions

@@ -124,11 +124,8 @@ async def _json_body(request: Request) -> Any:
 async def _route_post(runtime: Runtime, source_rt: SourceRuntime, entity: str, request: Request,
                       raw: bytes) -> tuple[int, Any] | None:
     """Forward to the worker owning ``entity``; None when it is this one."""
-    if not source_rt.tables:
-        return None
-    table = next(iter(source_rt.tables.values()))
     try:
-        url = owner(runtime.app, table.name, entity, runtime.settings.partitions)
+        url = owner(runtime.app, source_rt.topic, entity, runtime.settings.partitions)
     except NoOwner as exc:
         return 503, error_body("not_ready", str(exc))
     if url is None:
@@ -140,8 +137,11 @@ def score_locally(runtime: Runtime, source_rt: SourceRuntime, checked: validatio
                   entity: str) -> tuple[int, Any]:
     """(status, body) of scoring one event on the worker that owns its entity."""
     partition = key_partition(entity, runtime.settings.partitions)
-    clock = source_rt.stores.clocks.get(source_rt.processor.clock_key(partition))
-    read = source_rt.processor.read(source_rt.stores, clock, entity, checked.time_ms)
+    if not source_rt.owns(partition):
+        return 503, error_body("not_ready", f"partition {partition} of {source_rt.topic} is being restored")
+    stores = source_rt.flushed(partition)
+    clock = stores.clocks.get(source_rt.processor.clock_key(partition))
+    read = source_rt.processor.read(stores, clock, entity, checked.time_ms)
     source = source_rt.source
     provenance = Provenance(
         event_id=checked.record[source.id_field], source=source.name, topic=None, partition=None, offset=None,

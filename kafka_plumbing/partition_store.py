@@ -24,7 +24,7 @@ client factory).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, MutableMapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rocksdict import Options, Rdict, WriteBatch
@@ -90,6 +90,59 @@ class PartitionStore:
             batch.delete(prefix + key)
         batch.delete(_applied_key(log, partition))
         self.db.write(batch)
+
+
+class Namespace(MutableMapping[str, bytes]):
+    """One table's keys in a partition's state, as a mapping of str to bytes.
+
+    Writes are not applied here: they collect in ``changes`` (shared by the
+    partition's namespaces, so one flush is one changelog batch and one local
+    write), and reads see them until they are applied."""
+
+    def __init__(self, store: PartitionStore, log: str, partition: int, name: str,
+                 changes: dict[bytes, bytes | None]) -> None:
+        self.store, self.log, self.partition = store, log, partition
+        self.prefix = name.encode() + _SEP
+        self.changes = changes
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        full = self.prefix + key.encode()
+        if full in self.changes:
+            value = self.changes[full]
+        else:
+            value = self.store.get(self.log, self.partition, full)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.changes[self.prefix + key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.changes[self.prefix + key.encode()] = None
+
+    def __iter__(self) -> Iterator[str]:
+        stored = set()
+        for full in self.store.keys(self.log, self.partition):
+            if full.startswith(self.prefix):
+                stored.add(full)
+                if self.changes.get(full, b"") is not None:
+                    yield full[len(self.prefix):].decode()
+        for full, value in list(self.changes.items()):
+            if full.startswith(self.prefix) and full not in stored and value is not None:
+                yield full[len(self.prefix):].decode()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 async def write_changes(producer: AIOKafkaProducer, topic: str, partition: int,

@@ -53,6 +53,11 @@ class Settings:
     max_payload_bytes: int = field(
         default_factory=lambda: int(_env("FS_MAX_PAYLOAD_BYTES", str(64 * 1024)))
     )
+    # A batch of events is flushed (outputs, state, offsets) when it holds this
+    # many events, or this many milliseconds after its first: the bound on
+    # the latency a batch adds and on the size of one state flush.
+    flush_events: int = field(default_factory=lambda: int(_env("FS_FLUSH_EVENTS", "1000")))
+    flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "5")))
     # How every Kafka client (and the Faust app) talks to the brokers; built
     # into client arguments by kafka_plumbing.clients.
     kafka_security_protocol: str = field(
@@ -92,6 +97,8 @@ class Settings:
             "FS_PARTITIONS": str(self.partitions),
             "FS_REGISTRY": str(self.registry_dir),
             "FS_FEATURES": self.features_module,
+            "FS_FLUSH_EVENTS": str(self.flush_events),
+            "FS_FLUSH_MS": str(self.flush_ms),
         }
         if self.kafka_bootstrap:
             env["FS_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap

@@ -16,6 +16,9 @@ from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 
 FOREVER = {"retention.ms": "-1"}
+# A state flush is one record batch, so the state changelog takes large ones.
+STATE_BATCH_BYTES = 64 * 1024 * 1024
+STATE = {"cleanup.policy": "compact", "max.message.bytes": str(STATE_BATCH_BYTES)}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
     n = settings.partitions
     specs = [TopicSpec(settings.topics.events(s), n, FOREVER) for s in sources]
     specs += [TopicSpec(settings.topics.features(s), n, FOREVER) for s in sources]
+    specs += [TopicSpec(settings.topics.state_changelog(settings.app_id, s), n, STATE) for s in sources]
     specs += [
         TopicSpec(settings.topics.dlq, n, FOREVER),
         TopicSpec(settings.topics.predictions, n, {}),
