@@ -199,6 +199,7 @@ class SourceAgent:
         self.kafka: AgentClients | None = None
         self.to_restore: set[int] = set()
         self.stream: faust.StreamT | None = None
+        self.flushing: asyncio.Future | None = None
 
     # -- the loop ------------------------------------------------------------
 
@@ -220,11 +221,28 @@ class SourceAgent:
                     batch = self.batch
                     if len(batch.events) >= settings.flush_events or (
                             time.monotonic() - batch.started >= settings.flush_ms / 1000):
-                        await self.flush()
+                        await self.flush_behind(settings.flush_events)
             finally:
                 ticker.cancel()
-                await self.flush()  # on shutdown too: what was taken is written and acked
+                # On shutdown too: what was taken is written and acked.
+                if self.flushing is not None:
+                    await asyncio.gather(self.flushing, return_exceptions=True)
+                await self.flush()
                 self.kafka = None
+
+    async def flush_behind(self, flush_events: int) -> None:
+        """Flush while the next batch is taken: one flush in flight at a time,
+        waited for only when the open batch has grown well past its size."""
+        if self.flushing is not None and not self.flushing.done():
+            if len(self.batch.events) < 4 * flush_events:
+                return
+            await asyncio.gather(self.flushing, return_exceptions=True)
+        self.flushing = asyncio.ensure_future(self.flush())
+        self.flushing.add_done_callback(self._flushed)
+
+    def _flushed(self, future: asyncio.Future) -> None:
+        if not future.cancelled() and future.exception() is not None:  # its events stay unacked: taken again
+            log.error("flush of %s failed", self.source.name, exc_info=future.exception())
 
     async def tick(self, every_s: float) -> None:
         """Flush a batch that is due while no event arrives."""

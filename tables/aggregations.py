@@ -43,6 +43,13 @@ class Aggregation:
     def merge(self, a: IR, b: IR) -> IR:
         raise NotImplementedError
 
+    def merge_all(self, irs: list[IR]) -> IR:
+        """``init`` merged with each IR in order (what a window read does over its tiles)."""
+        acc = self.init()
+        for ir in irs:
+            acc = self.merge(acc, ir)
+        return acc
+
     def finalize(self, ir: IR) -> Any:
         raise NotImplementedError
 
@@ -239,6 +246,9 @@ class DistinctCount(Aggregation):
 
     def merge(self, a: list, b: list) -> list:
         return sorted(set(a).union(b))
+
+    def merge_all(self, irs: list[list]) -> list:  # one union, not one sort per tile
+        return sorted(set().union(*irs))
 
     def finalize(self, ir: list) -> int | None:
         return len(ir) or None

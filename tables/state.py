@@ -1,11 +1,13 @@
 """The typed state the engine keeps, and its one codec.
 
-Online the state sits in Faust tables as bytes, offline in plain dicts as
-these objects.  The codec is lossless (``decode(encode(x)) == x``, floats
-included: the standard json module keeps ``inf`` and ``nan``, which msgspec
-and orjson would turn into null), so when a state is written makes no
-difference to any value served.  The JSON shapes are the ones earlier
-builds wrote, so existing data directories and changelogs stay readable.
+Online the state sits in the partition store and its changelog as bytes,
+offline in plain dicts as these objects.  The codec is lossless
+(``decode(encode(x)) == x``): MessagePack (msgspec) keeps every float,
+``inf`` and ``nan`` included, which JSON encoders other than the standard
+module's turn into null, and is several times faster than the json module.
+A value MessagePack cannot hold (an integer beyond 64 bits, in an event id)
+is written as JSON, which decoding tells apart by its first byte, as it does
+the JSON earlier builds wrote; the shapes are the same either way.
 
 - ``PartitionClock`` per ``<source>:<partition>``: the lanes' newest and
   pruned event times, outcome counts, the last offset taken, and from which
@@ -20,12 +22,28 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 APPLIED, LATE, DUPLICATE, INVALID = "applied", "late", "duplicate", "invalid"
 STATUSES = (APPLIED, LATE, DUPLICATE, INVALID)
 
 
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder()
+_JSON_START = (b"{", b"[")  # a MessagePack map or array never starts with these bytes
+
+
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    try:
+        return _ENCODER.encode(value)
+    except (OverflowError, TypeError):
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _loads(raw: bytes) -> Any:
+    if raw[:1] in _JSON_START:
+        return json.loads(raw)
+    return _DECODER.decode(raw)
 
 
 @dataclass(slots=True)
@@ -69,7 +87,7 @@ def encode_clock(clock: PartitionClock) -> bytes:
 
 
 def decode_clock(raw: bytes) -> PartitionClock:
-    body = json.loads(raw)
+    body = _loads(raw)
     return PartitionClock(
         lanes={lane: LaneClock(c.get("max"), c.get("pruned")) for lane, c in body.get("lanes", {}).items()},
         counts=Counts(**{s: body.get("counts", {}).get(s, 0) for s in STATUSES}),
@@ -102,7 +120,7 @@ def encode_view_state(state: ViewState) -> bytes:
 
 
 def decode_view_state(raw: bytes) -> ViewState:
-    body = json.loads(raw)
+    body = _loads(raw)
     return ViewState(
         seq=body["seq"], max_time=body.get("max_time"), horizon=body.get("horizon"), life=body.get("life", []),
         tiles={int(hop): {int(start): Tile(irs[:-1], irs[-1]) for start, irs in tiles.items()}
@@ -115,4 +133,4 @@ def encode_ids(ids: list[Any]) -> bytes:
 
 
 def decode_ids(raw: bytes) -> list[Any]:
-    return json.loads(raw)
+    return _loads(raw)

@@ -109,12 +109,10 @@ class ViewWindows:
                 continue
             hop = feat.hop_ms or 0
             tiles = state.tiles.get(slot.group, {})
-            acc = agg.init()
-            for start in range(floor_to(time_ms - (feat.window_ms or 0), hop), floor_to(time_ms, hop) + 1, hop):
-                tile = tiles.get(start)
-                if tile is not None:
-                    acc = agg.merge(acc, tile.irs[slot.index])
-            out[feat.name] = agg.finalize(acc)
+            irs = [tile.irs[slot.index] for start in
+                   range(floor_to(time_ms - (feat.window_ms or 0), hop), floor_to(time_ms, hop) + 1, hop)
+                   if (tile := tiles.get(start)) is not None]
+            out[feat.name] = agg.finalize(agg.merge_all(irs))
         return out
 
     def as_of(self, state: State | None, at_ms: int) -> tuple[dict[str, Any], dict[str, str]]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import math
 
+import msgspec
+
 from hypothesis import HealthCheck, given, settings
 
 from tables.processor import SourceProcessor, Stores
 from tables.state import (
-    Counts, LaneClock, PartitionClock, Tile, ViewState, decode_clock, decode_view_state, encode_clock,
-    encode_view_state,
+    Counts, LaneClock, PartitionClock, Tile, ViewState, decode_clock, decode_ids, decode_view_state, encode_clock,
+    encode_ids, encode_view_state,
 )
 from tests.test_aggregations_property import SOURCE, VIEW, streams
 
@@ -49,8 +51,15 @@ def test_reads_the_shapes_earlier_builds_wrote() -> None:
                  "tiles": {"60000": {"60000": [1, 3.5, 120_000]}}}
     state = decode_view_state(json.dumps(old_state).encode())
     assert state == ViewState(2, 120_000, 0, [2], {60_000: {60_000: Tile([1, 3.5], 120_000)}})
-    assert json.loads(encode_view_state(state)) == old_state
+    assert msgspec.msgpack.decode(encode_view_state(state)) == old_state
     old_clock = {"lanes": {"-": {"max": 9, "pruned": 1}}, "counts": {"applied": 4, "late": 1, "duplicate": 0, "invalid": 2}}
     clock = decode_clock(json.dumps(old_clock).encode())
     assert clock == PartitionClock({"-": LaneClock(9, 1)}, Counts(4, 1, 0, 2), None, None)
-    assert json.loads(encode_clock(clock)) == {**old_clock, "offset": None}
+    assert msgspec.msgpack.decode(encode_clock(clock)) == {**old_clock, "offset": None}
+
+
+def test_an_integer_beyond_64_bits_is_kept_as_json() -> None:
+    ids = [2**70, "a"]
+    raw = encode_ids(ids)
+    assert raw.startswith(b"[") and decode_ids(raw) == ids
+    assert decode_ids(encode_ids(["a", 1.5])) == ["a", 1.5]
