@@ -45,7 +45,7 @@ from agents.dead_letters import dead_letter
 from agents.dead_letters import encode as encode_dead_letter
 from agents.metrics import Metrics
 from agents.outbox import Outbox
-from agents.scoring import Provenance, ScoringRuntime
+from agents.scoring import Provenance, ScoreRequest, ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from agents.source_state import SourceState
 from kafka_plumbing import clients
@@ -180,6 +180,7 @@ class Batch:
 
     events: list[EventT] = field(default_factory=list)
     outbox: Outbox = field(default_factory=Outbox)
+    to_score: list[tuple[EventT, ScoreRequest]] = field(default_factory=list)  # applied, scored at the flush
     partitions: set[int] = field(default_factory=set)
     started: float = 0.0
 
@@ -282,6 +283,7 @@ class SourceAgent:
             batch, self.batch = self.batch, Batch()
             if not batch.events or self.kafka is None or self.stream is None:
                 return
+            self.score(batch)
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
             for output, exc in await batch.outbox.send(self.kafka.outputs):
                 log.error("output to %s failed: %s: %s", output.topic, type(exc).__name__, exc)
@@ -292,6 +294,18 @@ class SourceAgent:
                     self.state.applied(partition, changed, through)
             for event in batch.events:
                 await self.stream.ack(event)
+
+    def score(self, batch: Batch) -> None:
+        """The batch's applied events, scored in one call per model version."""
+        scoring = self.services.scoring
+        if scoring is None or not batch.to_score:
+            return
+        events = [event for event, _ in batch.to_score]
+        refusals = scoring.score_in_stream([request for _, request in batch.to_score],
+                                           [event.message.key for event in events], batch.outbox)
+        for event, errors in zip(events, refusals):
+            for error in errors:
+                self.reject(event, validation.SCORING_ERROR, error, batch.outbox)
 
     async def write_state(self, partition: int, changes: dict[bytes, bytes | None]) -> int:
         """One record batch in the partition's changelog; retried while the brokers are away."""
@@ -357,12 +371,12 @@ class SourceAgent:
                 log.exception("emitting %s %s:%s failed", self.source.name, partition, message.offset)
                 self.reject(event, validation.INTERNAL_ERROR, f"outputs failed: {type(exc).__name__}: {exc}")
 
-    def reject(self, event: EventT, reason: str, detail: str) -> None:
+    def reject(self, event: EventT, reason: str, detail: str, outbox: Outbox | None = None) -> None:
         message = event.message
         record = dead_letter(reason=reason, detail=detail, source=self.source.name, topic=message.topic,
                              partition=message.partition, offset=message.offset, timestamp_s=message.timestamp,
                              key=message.key, value=message.value)
-        self.batch.outbox.add(self.outputs.dlq, message.key, encode_dead_letter(record))
+        (outbox or self.batch.outbox).add(self.outputs.dlq, message.key, encode_dead_letter(record))
         self.services.metrics.dlq.labels(self.source.name, reason).inc()
 
     def emit(self, event: EventT, record: dict[str, Any], outcome: Outcome) -> None:
@@ -374,16 +388,13 @@ class SourceAgent:
             features=outcome.features, versions=self.versions,
         )
         outbox.add(self.outputs.features, message.key, served.encode())
-        scoring = self.services.scoring
-        if scoring is not None:
+        if self.services.scoring is not None:
             provenance = Provenance(
                 event_id=served.event_id, source=source.name, topic=message.topic,
                 partition=message.partition, offset=message.offset,
                 event_time_ms=outcome.time_ms, event_time=record[source.time_field],
             )
-            for error in scoring.score_in_stream(source.name, record, outcome.features, provenance, message.key,
-                                                 outbox):
-                self.reject(event, validation.SCORING_ERROR, error)
+            self.batch.to_score.append((event, ScoreRequest(source.name, record, outcome.features, provenance)))
         # Views by other entities read the applied events re-keyed: the
         # original bytes, so their agent validates and decides the same way,
         # and the partition they came from, the lane they are ordered in.

@@ -159,6 +159,16 @@ class Refusal:
     detail: str
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One event to score: its source, record, the features it was served, where it is in the log."""
+
+    source: str
+    record: dict[str, Any]
+    features: dict[str, dict[str, Any]]
+    provenance: Provenance
+
+
 @dataclass
 class Scored:
     predictions: list[PredictionRecord] = field(default_factory=list)
@@ -202,73 +212,95 @@ class ScoringRuntime:
     def models_for(self, source: str) -> list[ModelSpec]:
         return [spec for spec in self.specs.values() if spec.source == source]
 
-    def score(self, spec: ModelSpec, version: int, row: dict[str, Any]) -> tuple[Prediction, float]:
-        scorer = self.cache.get(spec.name, version)
-        started = time.perf_counter()
-        prediction = scorer.score(row)
-        return prediction, (time.perf_counter() - started) * 1e6
-
     def score_event(
         self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
         roles: tuple[str, ...] = ("primary", "shadow"),
     ) -> Scored:
-        """Score one event with every deployed model of ``source``: the one scoring path.
+        """Score one event with every deployed model of ``source`` (``POST /score``)."""
+        return self.score_events([ScoreRequest(source, record, features, provenance)], roles)[0]
 
-        ``features`` is what ``SourceProcessor.read`` served for the event
+    def score_events(self, requests: list["ScoreRequest"], roles: tuple[str, ...] = ("primary", "shadow"),
+                     ) -> list[Scored]:
+        """Score events with every deployed model of their source: the one scoring path.
+
+        ``features`` is what ``SourceProcessor.read`` served for each event
         (servable views only).  A model with no primary deployed is skipped; a
         model whose view is still filling, or whose scorer fails, is refused
         with the reason (the stream sends it to the DLQ, ``POST /score``
-        answers with it)."""
-        scored = Scored()
-        for spec in self.models_for(source):
-            state = self.deployments.get(spec.name)
-            if state is None or not state.primary:
-                continue
-            filling = [v for v in spec.views if v not in features]
-            if filling:  # never score a model on a view that is still being filled here
-                scored.refusals.append(Refusal(
-                    VIEW_FILLING, spec.name, state.primary,
-                    f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet",
-                ))
-                continue
-            row = model_input(self.columns[spec.name], record, features)
-            for role in roles:
-                version = getattr(state, role)
-                if not version:
+        answers with it).  The rows of one model version are scored in one
+        call into genmodel; each prediction's ``score_latency_us`` is its
+        share of that call."""
+        results = [Scored() for _ in requests]
+        jobs: dict[tuple[str, int], list[tuple[int, str, dict[str, Any]]]] = {}
+        for i, request in enumerate(requests):
+            for spec in self.models_for(request.source):
+                state = self.deployments.get(spec.name)
+                if state is None or not state.primary:
                     continue
-                try:
-                    prediction, latency = self.score(spec, version, row)
-                except Exception as exc:  # a bad model or row never stops the worker
-                    scored.refusals.append(Refusal(
-                        SCORING_FAILED, spec.name, version, f"{spec.name} v{version} ({role}): {type(exc).__name__}: {exc}",
+                filling = [v for v in spec.views if v not in request.features]
+                if filling:  # never score a model on a view that is still being filled here
+                    results[i].refusals.append(Refusal(
+                        VIEW_FILLING, spec.name, state.primary,
+                        f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet",
                     ))
                     continue
-                scored.predictions.append(PredictionRecord(
-                    provenance=provenance, model=spec.name, model_version=version, role=role,
+                row = model_input(self.columns[spec.name], request.record, request.features)
+                for role in roles:
+                    version = getattr(state, role)
+                    if version:
+                        jobs.setdefault((spec.name, version), []).append((i, role, row))
+        for (model, version), items in jobs.items():
+            spec = self.specs[model]
+            for (i, role, row), outcome in zip(items, self._score_rows(spec, version, [row for _, _, row in items])):
+                if isinstance(outcome, Exception):  # a bad model or row never stops the worker
+                    results[i].refusals.append(Refusal(
+                        SCORING_FAILED, model, version, f"{model} v{version} ({role}): {type(outcome).__name__}: {outcome}",
+                    ))
+                    continue
+                prediction, latency = outcome
+                results[i].predictions.append(PredictionRecord(
+                    provenance=requests[i].provenance, model=model, model_version=version, role=role,
                     label=prediction.label, probabilities=prediction.probabilities,
-                    labels=self.cache.get(spec.name, version).labels, unknown_levels=prediction.unknown_levels,
+                    labels=self.cache.get(model, version).labels, unknown_levels=prediction.unknown_levels,
                     features=row, view_versions={v: self.definitions.views[v].version for v in spec.views},
                     score_latency_us=round(latency, 1), scored_at=now_iso(),
                 ))
-        return scored
+        return results
 
-    def score_in_stream(
-        self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
-        key: bytes | None, outbox: Outbox,
-    ) -> list[str]:
-        """Score an applied event, its predictions into the batch's outbox; returns refusal texts (for the DLQ)."""
-        scored = self.score_event(source, record, features, provenance)
-        for refusal in scored.refusals:
-            if refusal.reason == SCORING_FAILED:
-                self.metrics.scoring_errors.labels(refusal.model, str(refusal.version)).inc()
-        for out in scored.predictions:
-            self.metrics.predictions.labels(out.model, str(out.model_version), out.role).inc()
-            self.metrics.score_latency.observe(out.score_latency_us / 1e6)
-            if out.role == "primary":
-                self._audit_switch(out.model, out.model_version, provenance)
-            topic = self.settings.topics.predictions if out.role == "primary" else self.settings.topics.shadow_predictions
-            outbox.add(topic, key, out.encode())
-        return [refusal.detail for refusal in scored.refusals]
+    def _score_rows(self, spec: ModelSpec, version: int, rows: list[dict[str, Any]],
+                    ) -> list[tuple[Prediction, float] | Exception]:
+        """(prediction, microseconds) per row, in one call; a failing batch is scored row by row,
+        so one bad row fails alone."""
+        try:
+            scorer = self.cache.get(spec.name, version)
+            started = time.perf_counter()
+            predictions = scorer.score_many(rows)
+            share = (time.perf_counter() - started) * 1e6 / len(rows)
+            return [(p, share) for p in predictions]
+        except Exception as exc:
+            if len(rows) == 1:
+                return [exc]
+            return [outcome for row in rows for outcome in self._score_rows(spec, version, [row])]
+
+    def score_in_stream(self, requests: list["ScoreRequest"], keys: list[bytes | None], outbox: Outbox,
+                        ) -> list[list[str]]:
+        """Score a flush's applied events, their predictions into the outbox; per event, the
+        refusal texts (for the DLQ)."""
+        out: list[list[str]] = []
+        for request, key, scored in zip(requests, keys, self.score_events(requests)):
+            for refusal in scored.refusals:
+                if refusal.reason == SCORING_FAILED:
+                    self.metrics.scoring_errors.labels(refusal.model, str(refusal.version)).inc()
+            for record in scored.predictions:
+                self.metrics.predictions.labels(record.model, str(record.model_version), record.role).inc()
+                self.metrics.score_latency.observe(record.score_latency_us / 1e6)
+                if record.role == "primary":
+                    self._audit_switch(record.model, record.model_version, request.provenance)
+                topic = (self.settings.topics.predictions if record.role == "primary"
+                         else self.settings.topics.shadow_predictions)
+                outbox.add(topic, key, record.encode())
+            out.append([refusal.detail for refusal in scored.refusals])
+        return out
 
     def _audit_switch(self, model: str, version: int, provenance: Provenance) -> None:
         slot = (provenance.topic, provenance.partition, model)

@@ -13,7 +13,7 @@ from agents.control_plane import ControlState
 from agents.metrics import Metrics
 from agents.outbox import Outbox
 from agents.scoring import (
-    SCORING_FAILED, VIEW_FILLING, ModelCache, PredictionRecord, Provenance, ScoringRuntime,
+    SCORING_FAILED, VIEW_FILLING, ModelCache, PredictionRecord, Provenance, ScoreRequest, ScoringRuntime,
 )
 from app.web_scoring import scored_response
 from models.registry import Registry
@@ -108,7 +108,7 @@ def test_stream_and_http_refuse_a_filling_view_with_the_same_reason(tmp_path: Pa
     status, body = scored_response(scored, "s")
     # the stream: the same event applied, scored from what it was served
     outcome = processor.process(stores, 0, record, record["t"], offset=4)
-    dlq = runtime.score_in_stream("s", record, outcome.features, provenance(record, 4), key=b"a", outbox=Outbox())
+    dlq = runtime.score_in_stream([ScoreRequest("s", record, outcome.features, provenance(record, 4))], [b"a"], Outbox())[0]
     assert [r.reason for r in scored.refusals] == [VIEW_FILLING] and scored.predictions == []
     assert status == 503 and body == {"error": "view_filling", "detail": dlq[0]}
     assert dlq == ["m: view p@v2 is not filled on this partition yet"]
@@ -119,7 +119,7 @@ def test_a_scoring_error_is_a_dlq_text_on_the_stream_and_a_422_over_http(tmp_pat
     record = event(0, "a", 0, 1)
     features = {"p": {"n_10m": 0, "sum_v": 0}, "p@v2": {"max_30m": None, "last_v": None}}
     scored = runtime.score_event("s", record, features, provenance(record, None), roles=("primary",))
-    dlq = runtime.score_in_stream("s", record, features, provenance(record, 0), key=b"a", outbox=Outbox())
+    dlq = runtime.score_in_stream([ScoreRequest("s", record, features, provenance(record, 0))], [b"a"], Outbox())[0]
     assert [r.reason for r in scored.refusals] == [SCORING_FAILED]
     assert scored_response(scored, "s") == (422, {"error": "scoring_error", "detail": dlq[0]})
     assert dlq[0].startswith("m v1 (primary): RegistryError")
@@ -131,7 +131,7 @@ def test_no_deployed_primary_is_no_prediction_and_a_409(tmp_path: Path, deployed
     record = event(0, "a", 0, 1)
     scored = runtime.score_event("s", record, {}, provenance(record, None))
     assert scored.predictions == [] and scored.refusals == []
-    assert runtime.score_in_stream("s", record, {}, provenance(record, 0), key=b"a", outbox=Outbox()) == []
+    assert runtime.score_in_stream([ScoreRequest("s", record, {}, provenance(record, 0))], [b"a"], Outbox()) == [[]]
     assert scored_response(scored, "s")[0] == 409
 
 
