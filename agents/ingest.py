@@ -60,6 +60,7 @@ from tables.log_record import is_control, lane_headers, lane_of
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
+YIELD_EVERY = 32  # events taken between two turns of the event loop
 CHUNK_KEYS = 2000  # a flush too large for one record batch is written in pieces of this many keys
 
 
@@ -214,11 +215,17 @@ class SourceAgent:
             await self.restore_assigned()
             ticker = asyncio.ensure_future(self.tick(settings.flush_ms / 1000))
             try:
+                taken = 0
                 async for event in stream.events():
                     partition = event.message.partition
                     if not self.state.owns(partition):
                         await self.state.ensure(kafka.restore, partition)
                     self.take(event)
+                    taken += 1
+                    if taken % YIELD_EVERY == 0:
+                        # Faust hands over buffered events without a turn of the
+                        # loop: let reads and the flush in flight run.
+                        await asyncio.sleep(0)
                     batch = self.batch
                     if len(batch.events) >= settings.flush_events or (
                             time.monotonic() - batch.started >= settings.flush_ms / 1000):
@@ -283,15 +290,20 @@ class SourceAgent:
             batch, self.batch = self.batch, Batch()
             if not batch.events or self.kafka is None or self.stream is None:
                 return
-            self.score(batch)
+            # The batch's state changes are taken at once, with nothing awaited since the
+            # swap: an event of the next batch must not reach this flush's state
+            # without its outputs.
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
+            self.score(batch)
+            await asyncio.sleep(0)
             for output, exc in await batch.outbox.send(self.kafka.outputs):
                 log.error("output to %s failed: %s: %s", output.topic, type(exc).__name__, exc)
                 self.services.metrics.events.labels(self.source.name, "output_error").inc()
-            for partition, changed in changes.items():
-                if changed:
-                    through = await self.write_state(partition, changed)
-                    self.state.applied(partition, changed, through)
+            written = {p: changed for p, changed in changes.items() if changed}
+            # Each partition's flush is its own record batch: written side by side.
+            throughs = await asyncio.gather(*(self.write_state(p, changed) for p, changed in written.items()))
+            for (partition, changed), through in zip(written.items(), throughs):
+                self.state.applied(partition, changed, through)
             for event in batch.events:
                 await self.stream.ack(event)
 

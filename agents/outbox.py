@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 
 Headers = list[tuple[str, bytes]]
+YIELD_EVERY = 256  # outputs handed to the producer between two turns of the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,10 @@ class Outbox:
     async def send(self, producer: AIOKafkaProducer) -> list[tuple[Output, BaseException]]:
         """Send everything held and wait for the acknowledgements; returns what failed."""
         outputs, self.pending = self.pending, []
-        futures = [await producer.send(o.topic, o.value, key=o.key, headers=o.headers, partition=o.partition)
-                   for o in outputs]
+        futures = []
+        for i, o in enumerate(outputs, start=1):
+            futures.append(await producer.send(o.topic, o.value, key=o.key, headers=o.headers, partition=o.partition))
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a large flush does not hold the loop: reads go on
         results = await asyncio.gather(*futures, return_exceptions=True)
         return [(o, r) for o, r in zip(outputs, results) if isinstance(r, BaseException)]

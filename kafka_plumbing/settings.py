@@ -57,7 +57,7 @@ class Settings:
     # many events, or this many milliseconds after its first: the bound on
     # the latency a batch adds and on the size of one state flush.
     flush_events: int = field(default_factory=lambda: int(_env("FS_FLUSH_EVENTS", "1000")))
-    flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "5")))
+    flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "10")))
     # How every Kafka client (and the Faust app) talks to the brokers; built
     # into client arguments by kafka_plumbing.clients.
     kafka_security_protocol: str = field(

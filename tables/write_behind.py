@@ -30,18 +30,32 @@ DELETED = _Deleted()
 
 
 class Overlay(MutableMapping[str, V], Generic[V]):
-    def __init__(self, backing: MutableMapping[str, V]) -> None:
+    def __init__(self, backing: MutableMapping[str, V], keep: int = 4096) -> None:
         self.backing = backing
         self.dirty: dict[str, V | _Deleted] = {}
+        # Values read or flushed lately, as live objects: the next batch does
+        # not decode them again.  Every change goes through ``dirty``.
+        self.clean: dict[str, V] = {}
+        self.keep = keep
 
     def get(self, key: str, default: V | None = None) -> V | None:
         value = self.dirty.get(key)
         if value is None:
             if key in self.dirty:  # None stored on purpose
                 return None
-            found = self.backing.get(key)
+            found = self.clean.get(key)
+            if found is None:
+                found = self.backing.get(key)
+                if found is not None:
+                    self._keep(key, found)
             return default if found is None else found
         return default if value is DELETED else value  # type: ignore[return-value]
+
+    def _keep(self, key: str, value: V) -> None:
+        if len(self.clean) >= self.keep:  # drop the older half
+            for old in list(self.clean)[: self.keep // 2]:
+                del self.clean[old]
+        self.clean[key] = value
 
     def __getitem__(self, key: str) -> V:
         value = self.get(key, DELETED)  # type: ignore[arg-type]
@@ -67,7 +81,7 @@ class Overlay(MutableMapping[str, V], Generic[V]):
     def __contains__(self, key: object) -> bool:
         if key in self.dirty:
             return self.dirty[key] is not DELETED  # type: ignore[index]
-        return key in self.backing
+        return key in self.clean or key in self.backing
 
     def __iter__(self) -> Iterator[str]:
         for key in self.backing:
@@ -85,9 +99,13 @@ class Overlay(MutableMapping[str, V], Generic[V]):
         changed, self.dirty = self.dirty, {}
         for key, value in changed.items():
             if value is DELETED:
-                self.backing.pop(key, None)
+                if key in self.backing:  # not pop: that would decode what is dropped
+                    del self.backing[key]
+                self.clean.pop(key, None)
             else:
                 self.backing[key] = value  # type: ignore[assignment]
+                if value is not None:
+                    self._keep(key, value)  # type: ignore[arg-type]
         return changed
 
 

@@ -58,3 +58,29 @@ def test_overlay_reads_its_own_writes_and_deletes() -> None:
     assert backing == {"a": 1, "b": 2}  # nothing written before the flush
     assert overlay.flush() == {"a": 10, "c": 3, "b": DELETED}
     assert backing == {"a": 10, "c": 3} and overlay.dirty == {}
+
+
+class CountingReads(dict):
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.reads = 0
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def, override]
+        self.reads += 1
+        return super().get(key, default)
+
+
+def test_a_flushed_or_read_value_is_kept_live_and_never_read_back() -> None:
+    backing = CountingReads({"a": [1]})
+    overlay: Overlay[list] = Overlay(backing, keep=2)
+    first = overlay.get("a")
+    assert overlay.get("a") is first and backing.reads == 1  # read once, then kept
+    overlay["b"] = [2]
+    overlay.flush()
+    assert overlay.get("b") == [2] and backing.reads == 1  # flushed: kept as the object
+    del overlay["a"]
+    overlay.flush()
+    assert "a" not in overlay and overlay.get("a") is None and "a" not in backing
+    overlay["c"], overlay["d"] = [3], [4]
+    overlay.flush()
+    assert len(overlay.clean) <= 2 and overlay.get("b") == [2]  # bounded: older values read back
