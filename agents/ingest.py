@@ -202,6 +202,7 @@ class SourceAgent:
         self.to_restore: set[int] = set()
         self.stream: faust.StreamT | None = None
         self.flushing: asyncio.Future | None = None
+        self.warned: set[int] = set()
 
     # -- the loop ------------------------------------------------------------
 
@@ -352,6 +353,11 @@ class SourceAgent:
         clock = runtime.clock(partition)
         if clock is not None and clock.offset is not None and message.offset <= clock.offset:
             return  # re-delivered after a restart: the state and outputs already hold it
+        if clock is None and message.offset > 0 and partition not in self.warned:
+            self.warned.add(partition)
+            log.warning("%s partition %s has no state but starts at offset %s: the records before it are not "
+                        "in it (a changelog from an older build, or deleted?); `make clean` or a new FS_APP_ID "
+                        "rebuilds from the log", self.source.name, partition, message.offset)
         batch.partitions.add(partition)
         stores = self.state.live(partition)
         try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 from pathlib import Path
@@ -31,6 +32,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
             # builds a LogRecord for every Kafka send: a tenth of the worker's time.
             logger.setLevel(level)
 
+    # What start-up built (modules, the app, the JVM bridge) stays for the
+    # process's life: frozen out of the collector, full collections, which run
+    # on the loop that also answers reads, do not walk it every time.
+    gc.freeze()
     QuietWorker(runtime.app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
 

@@ -15,7 +15,7 @@ def _error(description: str) -> dict[str, Any]:
     return _json(description, _ERROR)
 
 
-_NOT_READY = _error("the worker is joining the group or recovering tables")
+_NOT_READY = _error("the worker is joining the group or restoring state")
 
 
 def openapi(view_names: list[str]) -> dict[str, Any]:

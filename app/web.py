@@ -51,7 +51,7 @@ class FeatureValues(RuntimeView):
             except ValueError as exc:
                 return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
         if not is_ready(app):
-            return self.json(error_body("not_ready", "the worker is joining the group or recovering tables"), status=503)
+            return self.json(error_body("not_ready", "the worker is joining the group or restoring state"), status=503)
         source = runtime.sources[definition.source.name]
         try:
             url = owner(app, source.topic, entity, runtime.settings.partitions)

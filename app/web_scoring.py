@@ -105,7 +105,7 @@ class Score(RuntimeView):
         if isinstance(checked, validation.Rejection):
             return self.json(error_body(checked.reason, checked.detail), status=400)
         if not is_ready(runtime.app):
-            return self.json(error_body("not_ready", "the worker is recovering tables"), status=503)
+            return self.json(error_body("not_ready", "the worker is joining the group or restoring state"), status=503)
         entity = str(checked.record[source_rt.source.key])
         routed = await _route_post(runtime, source_rt, entity, request, raw)
         if routed is not None:

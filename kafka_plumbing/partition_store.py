@@ -31,6 +31,7 @@ from rocksdict import Options, Rdict, WriteBatch
 
 _SEP = b"\x1f"
 _APPLIED = b"\x00applied" + _SEP
+_UNSET = object()
 
 
 class ChangesTooLarge(ValueError):
@@ -107,11 +108,11 @@ class Namespace(MutableMapping[str, bytes]):
 
     def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
         full = self.prefix + key.encode()
-        if full in self.changes:
-            value = self.changes[full]
-        else:
+        # One lookup: the changes are cleared once applied, and the store has them by then.
+        value = self.changes.get(full, _UNSET)
+        if value is _UNSET:
             value = self.store.get(self.log, self.partition, full)
-        return default if value is None else value
+        return default if value is None else value  # type: ignore[return-value]
 
     def __getitem__(self, key: str) -> bytes:
         value = self.get(key)
