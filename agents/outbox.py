@@ -37,9 +37,15 @@ class Outbox:
     async def send(self, producer: AIOKafkaProducer) -> list[tuple[Output, BaseException]]:
         """Send everything held and wait for the acknowledgements; returns what failed."""
         outputs, self.pending = self.pending, []
-        futures = []
+        futures: list[asyncio.Future] = []
         for i, o in enumerate(outputs, start=1):
-            futures.append(await producer.send(o.topic, o.value, key=o.key, headers=o.headers, partition=o.partition))
+            try:
+                futures.append(await producer.send(o.topic, o.value, key=o.key, headers=o.headers,
+                                                   partition=o.partition))
+            except Exception as exc:  # refused before sending (too large, unknown topic): one output fails
+                failed: asyncio.Future = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
             if i % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a large flush does not hold the loop: reads go on
         results = await asyncio.gather(*futures, return_exceptions=True)
