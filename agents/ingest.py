@@ -365,14 +365,15 @@ class SourceAgent:
             if is_control(message.headers):  # a backfill marker, not an event
                 runtime.processor.touch(stores, partition, message.offset)
                 return
-            checked = validation.validate(self.source, message.value, self.services.settings.max_payload_bytes)
+            lane = lane_of(message.headers)
+            checked = validation.validate(self.source, message.value, self.services.settings.max_payload_bytes, lane)
             if isinstance(checked, validation.Rejection):
                 runtime.processor.reject(stores, partition, message.offset)
                 metrics.events.labels(self.source.name, "invalid").inc()
                 self.reject(event, checked.reason, checked.detail)
                 return
             outcome = runtime.processor.process(
-                stores, partition, checked.record, checked.time_ms, lane_of(message.headers), message.offset,
+                stores, partition, checked.record, checked.time_ms, lane, message.offset,
             )
         except Exception as exc:  # never let one record stop the worker
             log.exception("ingest %s failed at %s:%s", self.source.name, partition, message.offset)

@@ -29,11 +29,20 @@ def is_control(headers: Headers) -> bool:
     return any(key == CONTROL_HEADER for key, _ in _header_items(headers))
 
 
+# A lane header that is not a partition number (forged, or corrupt): the
+# record is rejected by validation, online and in the replay alike.
+INVALID_LANE = -1
+
+
 def lane_of(headers: Headers) -> int | None:
     """The upstream partition a re-keyed record came from (None on a source's own topic)."""
     for key, value in _header_items(headers):
         if key == LANE_HEADER:
-            return int(value)
+            try:
+                lane = int(value)
+            except (TypeError, ValueError):
+                return INVALID_LANE
+            return lane if lane >= 0 else INVALID_LANE
     return None
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tables.dsl import Source
+from tables.log_record import INVALID_LANE, LANE_HEADER
 
 # Event times outside this range are typos or unit mix-ups (seconds vs ms).
 MIN_EVENT_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
@@ -29,6 +30,7 @@ ABSURD_TIMESTAMP = "absurd_timestamp"
 LATE = "late"
 SCORING_ERROR = "scoring_error"
 INTERNAL_ERROR = "internal_error"
+BAD_LANE = "bad_lane_header"
 
 
 @dataclass(frozen=True)
@@ -73,15 +75,21 @@ def _type_error(name: str, type_: str, value: Any) -> Rejection | None:
     return None
 
 
-def validate(source: Source, payload: bytes | None, max_bytes: int) -> Valid | Rejection:
+def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | None = None) -> Valid | Rejection:
+    """``lane``: the record's ``fs-lane`` header as ``log_record.lane_of`` reads it."""
+    if lane == INVALID_LANE:
+        return Rejection(BAD_LANE, f"the {LANE_HEADER} header is not a partition number")
     if payload is None:
         return Rejection(INVALID_JSON, "empty message (tombstone)")
     if len(payload) > max_bytes:
         return Rejection(TOO_LARGE, f"{len(payload)} bytes > limit {max_bytes}")
     try:
         record = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejection(INVALID_JSON, str(exc))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, or an integer past Python's 4,300 digits;
+        # RecursionError: nesting deeper than the parser goes.  Invalid like
+        # any other, so the replay decides exactly as the worker did.
+        return Rejection(INVALID_JSON, f"{type(exc).__name__}: {exc}"[:500])
     if not isinstance(record, dict):
         return Rejection(NOT_AN_OBJECT, f"top level is {type(record).__name__}")
 

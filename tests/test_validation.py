@@ -78,3 +78,29 @@ def test_time_formats() -> None:
     assert parse_time_ms(1357035420000) == 1357035420000
     with pytest.raises(ValueError):
         parse_time_ms(True)
+
+
+@pytest.mark.parametrize("payload", [
+    b"[" * 5000 + b"]" * 5000,  # deeper than the parser recurses
+    b'{"a": ' * 3000 + b"1" + b"}" * 3000,
+    b'{"n": ' + b"9" * 5000 + b"}",  # an integer past Python's digit limit
+])
+def test_hostile_json_is_invalid_not_an_error(payload: bytes) -> None:
+    result = check(payload)
+    assert isinstance(result, Rejection) and result.reason == "invalid_json", result
+
+
+@pytest.mark.parametrize("header", [b"abc", b"-3", b"\xff"])
+def test_a_forged_lane_header_is_rejected_online_and_in_the_replay_alike(header: bytes) -> None:
+    from tables.log_record import LogRecord
+    from tables.processor import SourceProcessor, Stores
+    from tables.replay import take
+
+    lane = LogRecord.of(0, 7, json.dumps(GOOD).encode(), [("fs-lane", header)]).lane
+    result = validate(departures, json.dumps(GOOD).encode(), 64 * 1024, lane)
+    assert isinstance(result, Rejection) and result.reason == "bad_lane_header"
+    processor = SourceProcessor(departures, [])
+    checked, outcome = take(processor, Stores.in_memory([]), LogRecord.of(0, 7, json.dumps(GOOD).encode(),
+                                                                         [("fs-lane", header)]), 64 * 1024)
+    assert checked is None and outcome is not None and outcome.status == "invalid"
+    assert validate(departures, json.dumps(GOOD).encode(), 64 * 1024, 2).__class__ is Valid
