@@ -15,7 +15,7 @@ def _error(description: str) -> dict[str, Any]:
     return _json(description, _ERROR)
 
 
-_NOT_READY = _error("the worker is joining the group or restoring state")
+_NOT_READY = _error("the worker is joining the group or restoring state, or the key's owner did not answer (owner_unreachable)")
 
 
 def openapi(view_names: list[str]) -> dict[str, Any]:

@@ -7,10 +7,16 @@ router asks the producer, which only knows topics it has written to) and the
 owner from the assignor's distribution of the topics every member receives."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 from aiokafka.partitioner import murmur2
 from yarl import URL
+
+from app.web_common import error_body
+
+FORWARD_TIMEOUT_S = 10.0
 
 
 class NoOwner(LookupError):
@@ -39,5 +45,12 @@ async def forward(app: Any, url: URL, request: Any, body: bytes | None = None) -
     headers = {"Content-Type": "application/json"}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
-    async with app.http_client.request(request.method, target, data=body, headers=headers) as response:
-        return response.status, await response.json(content_type=None)
+    try:
+        async with app.http_client.request(request.method, target, data=body, headers=headers,
+                                           timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as response:
+            return response.status, await response.json(content_type=None)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        # The owner died or is going away: the group moves its partitions
+        # within a session timeout, so this is a retry-later, not a 500.
+        return 503, error_body("owner_unreachable", f"the worker owning this key ({url}) did not answer: "
+                                                    f"{type(exc).__name__}: {exc}; retry once the group has rebalanced")
