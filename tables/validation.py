@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -31,6 +32,10 @@ LATE = "late"
 SCORING_ERROR = "scoring_error"
 INTERNAL_ERROR = "internal_error"
 BAD_LANE = "bad_lane_header"
+INVALID_UNICODE = "invalid_unicode"
+# JSON may spell a lone UTF-16 surrogate (\ud800): Python keeps it in the str,
+# and it cannot be encoded again (keys, outputs): such a record is rejected.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,20 @@ def _type_error(name: str, type_: str, value: Any) -> Rejection | None:
     return None
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | None = None) -> Valid | Rejection:
     """``lane``: the record's ``fs-lane`` header as ``log_record.lane_of`` reads it."""
     if lane == INVALID_LANE:
@@ -92,6 +111,8 @@ def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | 
         return Rejection(INVALID_JSON, f"{type(exc).__name__}: {exc}"[:500])
     if not isinstance(record, dict):
         return Rejection(NOT_AN_OBJECT, f"top level is {type(record).__name__}")
+    if _SURROGATE_ESCAPE.search(payload) and _has_lone_surrogate(record):
+        return Rejection(INVALID_UNICODE, "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
 
     for name in source.required_fields:
         if record.get(name) is None:

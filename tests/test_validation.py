@@ -104,3 +104,14 @@ def test_a_forged_lane_header_is_rejected_online_and_in_the_replay_alike(header:
                                                                          [("fs-lane", header)]), 64 * 1024)
     assert checked is None and outcome is not None and outcome.status == "invalid"
     assert validate(departures, json.dumps(GOOD).encode(), 64 * 1024, 2).__class__ is Valid
+
+
+def test_a_lone_surrogate_is_rejected_and_a_pair_is_an_ordinary_character() -> None:
+    lone = json.dumps({**GOOD, "origin": "\ud800"}).encode()  # json.dumps writes it as \\ud800
+    assert b"\\ud800" in lone
+    result = check(lone)
+    assert isinstance(result, Rejection) and result.reason == "invalid_unicode"
+    nested = json.dumps({**GOOD, "extra": {"k": ["\udfff"]}}).encode()
+    assert check(nested).reason == "invalid_unicode"  # type: ignore[union-attr]
+    pair = with_(origin="\U0001F600")  # json.dumps writes the pair \\ud83d\\ude00
+    assert isinstance(check(pair), Valid)
