@@ -105,7 +105,7 @@ class FillJob:
     def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
         """One record through the same path the agent took it; returns what it
         forwards to re-keyed logs: (log, key, value)."""
-        record = LogRecord.of(self.partition, message.offset, message.value, message.headers)
+        record = LogRecord.of(self.partition, message.offset, message.value, message.headers, message.timestamp)
         checked, outcome = take(self.processor, self.stores, record, max_payload_bytes)
         self.through = message.offset
         if checked is None or outcome is None or outcome.status != APPLIED:

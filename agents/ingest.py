@@ -366,7 +366,9 @@ class SourceAgent:
                 runtime.processor.touch(stores, partition, message.offset)
                 return
             lane = lane_of(message.headers)
-            checked = validation.validate(self.source, message.value, self.services.settings.max_payload_bytes, lane)
+            kafka_ms = None if message.timestamp is None else round(message.timestamp * 1000)  # Faust: seconds
+            checked = validation.validate(self.source, message.value, self.services.settings.max_payload_bytes, lane,
+                                          kafka_ms)
             if isinstance(checked, validation.Rejection):
                 runtime.processor.reject(stores, partition, message.offset)
                 metrics.events.labels(self.source.name, "invalid").inc()

@@ -62,10 +62,12 @@ class LogRecord:
     value: bytes | None
     lane: int | None = None  # upstream partition of a re-keyed record
     control: bool = False  # a backfill marker, not an event
+    timestamp_ms: int | None = None  # the record's Kafka timestamp (None in an exported file)
 
     @classmethod
-    def of(cls, partition: int, offset: int, value: bytes | None, headers: Headers) -> "LogRecord":
-        return cls(partition, offset, value, lane_of(headers), is_control(headers))
+    def of(cls, partition: int, offset: int, value: bytes | None, headers: Headers,
+           timestamp_ms: int | None = None) -> "LogRecord":
+        return cls(partition, offset, value, lane_of(headers), is_control(headers), timestamp_ms)
 
 
 def read_file(path: Path) -> Iterator[LogRecord]:
@@ -78,6 +80,7 @@ def read_file(path: Path) -> Iterator[LogRecord]:
 
 
 def from_messages(messages: Iterator[Any]) -> Iterator[LogRecord]:
-    """Client records (anything with partition, offset, value and headers) as log records."""
+    """Client records (anything with partition, offset, value, headers and a timestamp in
+    milliseconds, as aiokafka's) as log records."""
     for message in messages:
-        yield LogRecord.of(message.partition, message.offset, message.value, message.headers)
+        yield LogRecord.of(message.partition, message.offset, message.value, message.headers, message.timestamp)

@@ -39,7 +39,7 @@ def take(
     if record.control:
         processor.touch(stores, record.partition, record.offset)
         return None, None
-    checked = validate(processor.source, record.value, max_payload_bytes, record.lane)
+    checked = validate(processor.source, record.value, max_payload_bytes, record.lane, record.timestamp_ms)
     if not isinstance(checked, Valid):
         processor.reject(stores, record.partition, record.offset)
         return None, Outcome(INVALID, 0)

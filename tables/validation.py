@@ -33,6 +33,12 @@ SCORING_ERROR = "scoring_error"
 INTERNAL_ERROR = "internal_error"
 BAD_LANE = "bad_lane_header"
 INVALID_UNICODE = "invalid_unicode"
+FUTURE_EVENT = "future_event"
+# How far an event's time may lie after the moment Kafka took the record:
+# one event dated years ahead would otherwise make its partition's clock
+# judge every later event late.  Measured against the record's own Kafka
+# timestamp (not the wall clock), so a replay of the log decides the same.
+MAX_FUTURE_MS = 24 * 3600_000
 # JSON may spell a lone UTF-16 surrogate (\ud800): Python keeps it in the str,
 # and it cannot be encoded again (keys, outputs): such a record is rejected.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -94,8 +100,10 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | None = None) -> Valid | Rejection:
-    """``lane``: the record's ``fs-lane`` header as ``log_record.lane_of`` reads it."""
+def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | None = None,
+             kafka_time_ms: int | None = None) -> Valid | Rejection:
+    """``lane``: the record's ``fs-lane`` header as ``log_record.lane_of`` reads it;
+    ``kafka_time_ms``: its Kafka timestamp (None: not known, as in an exported file)."""
     if lane == INVALID_LANE:
         return Rejection(BAD_LANE, f"the {LANE_HEADER} header is not a partition number")
     if payload is None:
@@ -130,4 +138,7 @@ def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | 
         return Rejection(BAD_TIMESTAMP, f"{source.time_field}: {exc}")
     if not MIN_EVENT_MS <= time_ms < MAX_EVENT_MS:
         return Rejection(ABSURD_TIMESTAMP, f"{source.time_field}: {record[source.time_field]!r}")
+    if kafka_time_ms is not None and kafka_time_ms >= 0 and time_ms > kafka_time_ms + MAX_FUTURE_MS:
+        return Rejection(FUTURE_EVENT, f"{source.time_field}: {record[source.time_field]!r} is more than "
+                                       f"{MAX_FUTURE_MS // 3600_000} h after the record's Kafka timestamp")
     return Valid(record, time_ms)

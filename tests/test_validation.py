@@ -115,3 +115,19 @@ def test_a_lone_surrogate_is_rejected_and_a_pair_is_an_ordinary_character() -> N
     assert check(nested).reason == "invalid_unicode"  # type: ignore[union-attr]
     pair = with_(origin="\U0001F600")  # json.dumps writes the pair \\ud83d\\ude00
     assert isinstance(check(pair), Valid)
+
+
+def test_an_event_far_after_its_kafka_timestamp_is_rejected_by_that_timestamp_not_the_clock() -> None:
+    from tables.log_record import LogRecord
+    from tables.processor import SourceProcessor, Stores
+    from tables.replay import take
+
+    published = 1357035420000 - 3600_000  # Kafka took it an hour before its event time: fine
+    assert isinstance(validate(departures, json.dumps(GOOD).encode(), 64 * 1024, None, published), Valid)
+    far = with_(event_time="2099-06-01T00:00:00Z")
+    result = validate(departures, far, 64 * 1024, None, published)
+    assert isinstance(result, Rejection) and result.reason == "future_event"
+    assert isinstance(validate(departures, far, 64 * 1024), Valid)  # no timestamp (an exported file): not judged
+    processor = SourceProcessor(departures, [])
+    checked, outcome = take(processor, Stores.in_memory([]), LogRecord(0, 3, far, timestamp_ms=published), 64 * 1024)
+    assert checked is None and outcome is not None and outcome.status == "invalid"  # the replay decides the same

@@ -34,6 +34,9 @@ def produced(worker: Worker) -> dict[str, Any]:
     noise = [(k.encode(), payload) for k, payload, _ in malformed(recent[-1])]
     noise += [(e["origin"].encode(), encode(e)) for e in late_copies(recent[-1], 4, 3 * 3600_000)]
     noise += [(e["origin"].encode(), encode(e)) for e in recent]  # re-sent: duplicates
+    # dated 2099: rejected by its Kafka timestamp; applied, it would make every later event of its partition late
+    noise.append((recent[-1]["origin"].encode(),
+                  encode({**recent[-1], "event_id": "far-future", "event_time": "2099-06-01T00:00:00.000Z"})))
     asyncio.run(produce_raw(settings, settings.topics.events("departures"), noise))
     arrivals = [e for s, e in interleaved[:half] if s == "arrivals"][-5:]
     asyncio.run(produce_raw(settings, settings.topics.events("arrivals"), [(e["dest"].encode(), encode(e)) for e in arrivals]))
