@@ -74,6 +74,10 @@ def create_app(
         broker_heartbeat_interval=3,
         autodiscover=False,
         web_in_thread=False,
+        # Faust's own /router/ and /table/ pages show the group's topology and
+        # raw state to anyone: the worker's routes are the API.
+        web_router_enabled=False,
+        web_tables_enabled=False,
     )
     metrics = Metrics()
     specs = model_specs(definitions)

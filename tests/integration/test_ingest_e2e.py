@@ -152,6 +152,9 @@ def test_http_errors_are_json_4xx(worker: Worker) -> None:
     assert status == 404 and set(body) == {"error", "detail"}
     status, body = worker.get("/healthz")
     assert status == 200 and body["ready"] is True
+    for internal in ("/router/", "/table/", "/router/external/"):  # Faust's topology and raw-state pages are off
+        status, body = worker.get(internal)
+        assert status == 404 and body["error"] == "not_found", (internal, status, body)
 
 
 def test_http_as_of_reads_equal_the_training_set_rule(worker: Worker, run: dict[str, Any]) -> None:
