@@ -65,7 +65,7 @@ class FeatureValues(RuntimeView):
             return self.json(error_body("not_ready", f"partition {partition} of {source.topic} is being restored"),
                              status=503)
         stores = source.flushed(partition)
-        clock = stores.clocks.get(source.processor.clock_key(partition))
+        clock = source.flushed_clock(partition)
         source_def = definition.source
         unfed = plane.unfed(source_def.name, source_def.parent) if source_def.parent else []
         if unfed:

@@ -140,7 +140,7 @@ def score_locally(runtime: Runtime, source_rt: SourceRuntime, checked: validatio
     if not source_rt.owns(partition):
         return 503, error_body("not_ready", f"partition {partition} of {source_rt.topic} is being restored")
     stores = source_rt.flushed(partition)
-    clock = stores.clocks.get(source_rt.processor.clock_key(partition))
+    clock = source_rt.flushed_clock(partition)
     read = source_rt.processor.read(stores, clock, entity, checked.time_ms)
     source = source_rt.source
     provenance = Provenance(

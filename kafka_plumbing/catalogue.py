@@ -63,8 +63,3 @@ class Topics:
     def state_changelog(app_id: str, source: str) -> str:
         """All of a source's state (views, clock, seen ids): one flush is one record batch in it."""
         return f"{app_id}-state.{source}-changelog"
-
-    @staticmethod
-    def changelog(app_id: str, table: str) -> str:
-        """A Faust table's changelog, named as Faust names it (so existing changelogs recover)."""
-        return f"{app_id}-{table}-changelog"

@@ -1,8 +1,7 @@
 """A mapping that keeps typed values as bytes in another mapping.
 
-The Faust tables hold raw bytes: a value is encoded once here, and the same
-bytes go to RocksDB and to the changelog (Faust's own codecs would encode
-each write twice, once for the store and once for the changelog)."""
+The partition store holds raw bytes: a value is encoded once here, and the
+same bytes go to RocksDB and to the changelog."""
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, MutableMapping, TypeVar

@@ -1,7 +1,7 @@
 """Applies one partition's log, in order, to the views of a source.
 
 This is the single implementation of "what happens to an event": the online
-agent calls it with Faust tables as stores, the offline replay with plain
+agent calls it with the partition store (through write-behind) as stores, the offline replay with plain
 dicts.  Every decision (late, duplicate, applied) depends only on log order
 and on what the stores hold, so replay reproduces the online decisions.
 """
@@ -54,7 +54,7 @@ class EntityRead:
 
 @dataclass
 class Stores:
-    """Where state lives: Faust tables online, dicts offline."""
+    """Where state lives: the partition store online, dicts offline."""
 
     views: dict[str, MutableMapping[str, ViewState]]  # view.state_key -> entity -> state
     clocks: MutableMapping[str, PartitionClock]  # "<source>:<partition>" -> clock
@@ -67,7 +67,7 @@ class Stores:
     @classmethod
     def encoded(cls, views: dict[str, MutableMapping[str, bytes]], clocks: MutableMapping[str, bytes],
                 seen: MutableMapping[str, bytes]) -> "Stores":
-        """Stores over mappings of bytes (the Faust tables), through the state codec."""
+        """Stores over mappings of bytes (the partition store), through the state codec."""
         return cls(
             views={key: EncodedMapping(table, encode_view_state, decode_view_state) for key, table in views.items()},
             clocks=EncodedMapping(clocks, encode_clock, decode_clock),

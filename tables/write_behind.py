@@ -99,8 +99,10 @@ class Overlay(MutableMapping[str, V], Generic[V]):
         changed, self.dirty = self.dirty, {}
         for key, value in changed.items():
             if value is DELETED:
-                if key in self.backing:  # not pop: that would decode what is dropped
+                try:  # not pop: that would decode what is dropped
                     del self.backing[key]
+                except KeyError:
+                    pass
                 self.clean.pop(key, None)
             else:
                 self.backing[key] = value  # type: ignore[assignment]
