@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from app import log_limits
 from app.cli_common import console, feature_definitions
 from kafka_plumbing import settings as settings_mod
 from tables.definitions import Definitions
@@ -31,6 +32,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             # Faust's terminal spinner sets the root logger to DEBUG, which
             # builds a LogRecord for every Kafka send: a tenth of the worker's time.
             logger.setLevel(level)
+            log_limits.install(logger)
 
     # What start-up built (modules, the app, the JVM bridge) stays for the
     # process's life: frozen out of the collector, full collections, which run
