@@ -2,6 +2,8 @@
 
 Public API:
 
+- ``agents.ingest_loop``: the worker's one consumer of the source logs (its group's
+  assignor, ``agents.placement``, tells every worker who owns which partition).
 - ``agents.ingest.register_ingest``: one ingest agent per source (validate, decide,
   apply, emit); ``agents.source_runtime.SourceRuntime`` is what it exposes per source.
 - ``agents.scoring``: in-stream scoring with the deployed models.

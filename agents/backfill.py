@@ -43,6 +43,7 @@ import faust
 from aiokafka import TopicPartition
 from faust.types import TP
 
+from agents.placement import Placement
 from agents.readiness import is_ready
 from agents.source_runtime import SourceRuntime
 from agents.control_plane import ControlPlane
@@ -121,8 +122,9 @@ class FillJob:
 class Backfill:
     """This worker's fill jobs, one per (source, partition) it owns that needs one."""
 
-    def __init__(self, app: faust.App, settings: Settings, plane: ControlPlane) -> None:
+    def __init__(self, app: faust.App, settings: Settings, plane: ControlPlane, placement: Placement) -> None:
         self.app = app
+        self.placement = placement
         self.settings = settings
         self.plane = plane
         self.runtimes: dict[str, SourceRuntime] = {}
@@ -178,9 +180,9 @@ class Backfill:
         """Start a job for each owned partition with a view to fill or a
         re-keyed log to feed; drop jobs of partitions this worker no longer
         owns; announce what is live."""
-        if not self.plane.loaded.is_set() or not is_ready(self.app):
+        if not self.plane.loaded.is_set() or not is_ready(self.app, self.placement):
             return
-        assigned = self.app.assignor.assigned_actives()
+        assigned = self.placement.assigned
         for name, runtime in self.runtimes.items():
             topic = self.settings.topics.events(name)
             for partition in range(self.settings.partitions):

@@ -36,11 +36,11 @@ class DeadLetter(msgspec.Struct, kw_only=True):
 
 def dead_letter(
     *, reason: str, detail: str, source: str, topic: str, partition: int, offset: int,
-    timestamp_s: float | None, key: bytes | None, value: bytes | None,
+    timestamp_ms: int | None, key: bytes | None, value: bytes | None,
 ) -> DeadLetter:
     record = DeadLetter(
         reason=reason, detail=detail, source=source, topic=topic, partition=partition, offset=offset,
-        timestamp_ms=int(timestamp_s * 1000) if timestamp_s else None,
+        timestamp_ms=timestamp_ms,
         key=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
     )
     if isinstance(value, bytes):

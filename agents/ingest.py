@@ -13,10 +13,11 @@ For each record of ``fs.events.<source>``, in partition order:
    by another entity: those logs are sources of their own, with the same agent.
 
 A batch (``FS_FLUSH_EVENTS`` events or ``FS_FLUSH_MS`` after its first) is
-flushed in this order, and only then are its offsets acked for commit:
+flushed in this order, and only then are its offsets committed:
 its outputs are sent and acknowledged; each partition's changed state is
 written once, as one record batch of the state changelog, then locally with
-the changelog offset.  A kill at any moment re-delivers what was not
+the changelog offset.  The records come from the worker's ingest loop
+(``agents.ingest_loop``).  A kill at any moment re-delivers what was not
 committed: records the flushed state already holds (offset up to its clock's)
 are skipped, so no event is lost or applied twice; outputs of a flush cut
 short between its outputs and its state are sent again (at least once, with
@@ -30,29 +31,26 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from contextlib import asynccontextmanager
-from faust.types import TP, EventT
 
 from tables import validation
 from agents.backfill import Backfill
 from agents.control_plane import ControlPlane
 from agents.dead_letters import dead_letter
 from agents.dead_letters import encode as encode_dead_letter
+from agents.ingest_loop import AgentClients, Commit, IngestLoop
 from agents.metrics import Metrics
 from agents.outbox import Outbox
+from agents.placement import Placement
 from agents.scoring import Provenance, ScoreRequest, ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from agents.source_state import SourceState
-from kafka_plumbing import clients
-from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.partition_store import ChangesTooLarge, PartitionStore, write_changes
 from kafka_plumbing.settings import Settings
-from kafka_plumbing.topics import STATE_BATCH_BYTES
 from tables.definitions import Definitions
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor
 from tables.log_record import is_control, lane_headers, lane_of
@@ -60,7 +58,6 @@ from tables.log_record import is_control, lane_headers, lane_of
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
-YIELD_EVERY = 32  # events taken between two turns of the event loop
 CHUNK_KEYS = 2000  # a flush too large for one record batch is written in pieces of this many keys
 
 
@@ -104,7 +101,7 @@ class Services:
 
 def register_ingest(
     app: faust.App, settings: Settings, definitions: Definitions, data_dir: Path, metrics: Metrics,
-    plane: ControlPlane, backfill: Backfill, scoring: ScoringRuntime | None = None,
+    plane: ControlPlane, backfill: Backfill, placement: Placement, scoring: ScoringRuntime | None = None,
 ) -> dict[str, SourceRuntime]:
     services = Services(settings, metrics, plane, backfill, scoring)
     store = PartitionStore(data_dir / "partition-state")
@@ -123,71 +120,33 @@ def register_ingest(
             features=settings.topics.features(source.name),
             forwards={d.name: (d.key, settings.topics.events(d.name)) for d in derived},
         )
-        agent = SourceAgent(runtime, outputs, services)
-        agents.append(agent)
-        topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
-        app.agent(topic, name=f"ingest.{source.name}")(agent.run)
+        agents.append(SourceAgent(runtime, outputs, services))
+    loop = IngestLoop(settings, agents, placement)
 
-    # Faust acks nothing of a partition it revokes before our flush acked it
-    # (it waits for in-flight events), so a revoked partition has no unflushed state.
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        for agent in agents:
-            agent.revoked(revoked)
-
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
-        for agent in agents:
-            agent.assigned(assigned)
+    @app.task
+    async def ingest() -> None:
+        await loop.run(plane.loaded)
 
     return runtimes
 
 
 @dataclass
-class AgentClients:
-    """The agent's own Kafka clients, from the project's factory."""
-
-    outputs: AIOKafkaProducer
-    changelog: AIOKafkaProducer
-    restore: AIOKafkaConsumer
-
-    @classmethod
-    @asynccontextmanager
-    async def started(cls, settings: Settings) -> AsyncIterator["AgentClients"]:
-        started = cls(
-            outputs=clients.producer(settings, linger_ms=2, max_batch_size=512 * 1024),
-            changelog=clients.producer(settings, linger_ms=0, max_batch_size=STATE_BATCH_BYTES // 2,
-                                       max_request_size=STATE_BATCH_BYTES),
-            restore=clients.consumer(settings, max_partition_fetch_bytes=STATE_BATCH_BYTES),
-        )
-        await started.outputs.start()
-        try:
-            await started.changelog.start()
-            try:
-                await start_consumer(started.restore)
-                try:
-                    yield started
-                finally:
-                    await stop_consumer(started.restore)
-            finally:
-                await started.changelog.stop()
-        finally:
-            await started.outputs.stop()
-
-
-@dataclass
 class Batch:
-    """Events taken and not yet flushed: their outputs and the partitions they changed."""
+    """Records taken and not yet flushed: their outputs and the partitions they changed."""
 
-    events: list[EventT] = field(default_factory=list)
+    records: list[ConsumerRecord] = field(default_factory=list)
     outbox: Outbox = field(default_factory=Outbox)
-    to_score: list[tuple[EventT, ScoreRequest]] = field(default_factory=list)  # applied, scored at the flush
-    partitions: set[int] = field(default_factory=set)
+    to_score: list[tuple[ConsumerRecord, ScoreRequest]] = field(default_factory=list)  # applied, scored at the flush
+    partitions: set[int] = field(default_factory=set)  # whose state changed
+    through: dict[int, int] = field(default_factory=dict)  # partition -> last offset taken
     started: float = 0.0
 
 
 class SourceAgent:
-    """One source's agent: parse, look up, apply, emit; flushed in batches."""
+    """One source's agent: parse, look up, apply, emit; flushed in batches.
+
+    The worker's ingest loop (``agents.ingest_loop``) hands it the records of
+    its source's log, in partition order, and tells it of rebalances."""
 
     def __init__(self, runtime: SourceRuntime, outputs: Outputs, services: Services) -> None:
         self.runtime = runtime
@@ -199,100 +158,73 @@ class SourceAgent:
         self.batch = Batch()
         self.flush_lock = asyncio.Lock()
         self.kafka: AgentClients | None = None
-        self.to_restore: set[int] = set()
-        self.stream: faust.StreamT | None = None
+        self.commit: Commit | None = None  # the loop's: a flush's positions, once its effects are written
         self.flushing: asyncio.Future | None = None
         self.warned: set[int] = set()
 
-    # -- the loop ------------------------------------------------------------
+    @property
+    def topic(self) -> str:
+        return self.runtime.topic
 
-    async def run(self, stream: faust.StreamT) -> None:
-        await self.services.plane.loaded.wait()  # never score with a stale deployment
-        settings = self.services.settings
-        # Acks are ours: an event is acked once the flush it is in is done.
-        self.stream = stream = stream.noack()
-        async with AgentClients.started(settings) as kafka:
-            self.kafka = kafka
-            await self.restore_assigned()
-            ticker = asyncio.ensure_future(self.tick(settings.flush_ms / 1000))
-            try:
-                taken = 0
-                async for event in stream.events():
-                    partition = event.message.partition
-                    if not self.state.owns(partition):
-                        await self.state.ensure(kafka.restore, partition)
-                    self.take(event)
-                    taken += 1
-                    if taken % YIELD_EVERY == 0:
-                        # Faust hands over buffered events without a turn of the
-                        # loop: let reads and the flush in flight run.
-                        await asyncio.sleep(0)
-                    batch = self.batch
-                    if len(batch.events) >= settings.flush_events or (
-                            time.monotonic() - batch.started >= settings.flush_ms / 1000):
-                        await self.flush_behind(settings.flush_events)
-            finally:
-                ticker.cancel()
-                # On shutdown too: what was taken is written and acked.
-                if self.flushing is not None:
-                    await asyncio.gather(self.flushing, return_exceptions=True)
-                await self.flush()
-                self.kafka = None
+    def owns(self, partition: int) -> bool:
+        return self.state.owns(partition)
+
+    def due(self, flush_events: int, flush_s: float) -> bool:
+        batch = self.batch
+        return bool(batch.records) and (len(batch.records) >= flush_events
+                                        or time.monotonic() - batch.started >= flush_s)
 
     async def flush_behind(self, flush_events: int) -> None:
         """Flush while the next batch is taken: one flush in flight at a time,
         waited for only when the open batch has grown well past its size."""
         if self.flushing is not None and not self.flushing.done():
-            if len(self.batch.events) < 4 * flush_events:
+            if len(self.batch.records) < 4 * flush_events:
                 return
             await asyncio.gather(self.flushing, return_exceptions=True)
         self.flushing = asyncio.ensure_future(self.flush())
         self.flushing.add_done_callback(self._flushed)
 
     def _flushed(self, future: asyncio.Future) -> None:
-        if not future.cancelled() and future.exception() is not None:  # its events stay unacked: taken again
+        if not future.cancelled() and future.exception() is not None:  # not committed: taken again
             log.error("flush of %s failed", self.source.name, exc_info=future.exception())
 
+    async def drain(self) -> None:
+        """Everything taken written and committed (before a revoke, and on shutdown)."""
+        if self.flushing is not None:
+            await asyncio.gather(self.flushing, return_exceptions=True)
+        await self.flush()
+
     async def tick(self, every_s: float) -> None:
-        """Flush a batch that is due while no event arrives."""
+        """Flush a batch that is due while no record arrives."""
         while True:
             await asyncio.sleep(every_s)
-            if self.batch.events and time.monotonic() - self.batch.started >= every_s:
+            if self.batch.records and time.monotonic() - self.batch.started >= every_s:
                 try:
                     await self.flush()
                 except Exception:  # the loop's next flush tries again
                     log.exception("flush of %s failed", self.source.name)
 
-    def assigned(self, assigned: set[TP]) -> None:
-        """Restore the partitions now owned, before their first event, so reads answer."""
-        self.to_restore = {tp.partition for tp in assigned if tp.topic == self.runtime.topic}
-        if self.kafka is not None:
-            asyncio.ensure_future(self.restore_assigned())
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        """Restore the partitions now owned, before their first record, so reads answer."""
+        assert self.kafka is not None
+        for tp in sorted(assigned):
+            if tp.topic == self.topic:
+                await self.state.ensure(self.kafka.restore, tp.partition)
 
-    def revoked(self, revoked: set[TP]) -> None:
+    def revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
-            if tp.topic == self.runtime.topic:
+            if tp.topic == self.topic:
                 self.state.revoke(tp.partition)
-
-    async def restore_assigned(self) -> None:
-        kafka = self.kafka
-        for partition in sorted(self.to_restore):
-            if kafka is None or partition not in self.to_restore:
-                return
-            try:
-                await self.state.ensure(kafka.restore, partition)
-            except Exception:  # the partition's first event restores it again
-                log.exception("restoring %s partition %s failed", self.source.name, partition)
 
     async def flush(self) -> None:
         """Outputs acknowledged, then each changed partition's state (changelog, then
-        local), then the events acked for commit: an offset never goes before its effects."""
+        local), then the positions committed: an offset never goes before its effects."""
         async with self.flush_lock:
             batch, self.batch = self.batch, Batch()
-            if not batch.events or self.kafka is None or self.stream is None:
+            if not batch.records or self.kafka is None:
                 return
             # The batch's state changes are taken at once, with nothing awaited since the
-            # swap: an event of the next batch must not reach this flush's state
+            # swap: a record of the next batch must not reach this flush's state
             # without its outputs.
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
             self.score(batch)
@@ -305,20 +237,20 @@ class SourceAgent:
             throughs = await asyncio.gather(*(self.write_state(p, changed) for p, changed in written.items()))
             for (partition, changed), through in zip(written.items(), throughs):
                 self.state.applied(partition, changed, through)
-            for event in batch.events:
-                await self.stream.ack(event)
+            if self.commit is not None:
+                await self.commit({TopicPartition(self.topic, p): offset + 1 for p, offset in batch.through.items()})
 
     def score(self, batch: Batch) -> None:
         """The batch's applied events, scored in one call per model version."""
         scoring = self.services.scoring
         if scoring is None or not batch.to_score:
             return
-        events = [event for event, _ in batch.to_score]
+        records = [record for record, _ in batch.to_score]
         refusals = scoring.score_in_stream([request for _, request in batch.to_score],
-                                           [event.message.key for event in events], batch.outbox)
-        for event, errors in zip(events, refusals):
+                                           [record.key for record in records], batch.outbox)
+        for record, errors in zip(records, refusals):
             for error in errors:
-                self.reject(event, validation.SCORING_ERROR, error, batch.outbox)
+                self.reject(record, validation.SCORING_ERROR, error, batch.outbox)
 
     async def write_state(self, partition: int, changes: dict[bytes, bytes | None]) -> int:
         """One record batch in the partition's changelog; retried while the brokers are away."""
@@ -343,13 +275,14 @@ class SourceAgent:
 
     # -- one record ----------------------------------------------------------
 
-    def take(self, event: EventT) -> None:
-        runtime, metrics, message = self.runtime, self.services.metrics, event.message
+    def take(self, message: ConsumerRecord) -> None:
+        runtime, metrics = self.runtime, self.services.metrics
         partition = message.partition
         batch = self.batch
-        if not batch.events:
+        if not batch.records:
             batch.started = time.monotonic()
-        batch.events.append(event)
+        batch.records.append(message)
+        batch.through[partition] = message.offset
         clock = runtime.clock(partition)
         if clock is not None and clock.offset is not None and message.offset <= clock.offset:
             return  # re-delivered after a restart: the state and outputs already hold it
@@ -366,13 +299,12 @@ class SourceAgent:
                 runtime.processor.touch(stores, partition, message.offset)
                 return
             lane = lane_of(message.headers)
-            kafka_ms = None if message.timestamp is None else round(message.timestamp * 1000)  # Faust: seconds
             checked = validation.validate(self.source, message.value, self.services.settings.max_payload_bytes, lane,
-                                          kafka_ms)
+                                          message.timestamp)
             if isinstance(checked, validation.Rejection):
                 runtime.processor.reject(stores, partition, message.offset)
                 metrics.events.labels(self.source.name, "invalid").inc()
-                self.reject(event, checked.reason, checked.detail)
+                self.reject(message, checked.reason, checked.detail)
                 return
             outcome = runtime.processor.process(
                 stores, partition, checked.record, checked.time_ms, lane, message.offset,
@@ -380,29 +312,28 @@ class SourceAgent:
         except Exception as exc:  # never let one record stop the worker
             log.exception("ingest %s failed at %s:%s", self.source.name, partition, message.offset)
             metrics.events.labels(self.source.name, "error").inc()
-            self.reject(event, validation.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+            self.reject(message, validation.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
             return
         metrics.events.labels(self.source.name, outcome.status).inc()
         if outcome.status == LATE:
-            self.reject(event, validation.LATE, "older than the allowed lateness behind the newest event time seen")
+            self.reject(message, validation.LATE, "older than the allowed lateness behind the newest event time seen")
         elif outcome.status == APPLIED:
             try:
-                self.emit(event, checked.record, outcome)
+                self.emit(message, checked.record, outcome)
             except Exception as exc:  # applied, but an output failed: say so, keep going
                 log.exception("emitting %s %s:%s failed", self.source.name, partition, message.offset)
-                self.reject(event, validation.INTERNAL_ERROR, f"outputs failed: {type(exc).__name__}: {exc}")
+                self.reject(message, validation.INTERNAL_ERROR, f"outputs failed: {type(exc).__name__}: {exc}")
 
-    def reject(self, event: EventT, reason: str, detail: str, outbox: Outbox | None = None) -> None:
-        message = event.message
+    def reject(self, message: ConsumerRecord, reason: str, detail: str, outbox: Outbox | None = None) -> None:
         record = dead_letter(reason=reason, detail=detail, source=self.source.name, topic=message.topic,
-                             partition=message.partition, offset=message.offset, timestamp_s=message.timestamp,
+                             partition=message.partition, offset=message.offset, timestamp_ms=message.timestamp,
                              key=message.key, value=message.value)
         (outbox or self.batch.outbox).add(self.outputs.dlq, message.key, encode_dead_letter(record))
         self.services.metrics.dlq.labels(self.source.name, reason).inc()
 
-    def emit(self, event: EventT, record: dict[str, Any], outcome: Outcome) -> None:
+    def emit(self, message: ConsumerRecord, record: dict[str, Any], outcome: Outcome) -> None:
         """Feature log, predictions, re-keyed forwards of one applied event."""
-        message, source, outbox = event.message, self.source, self.batch.outbox
+        source, outbox = self.source, self.batch.outbox
         served = ServedRecord(
             event_id=record[source.id_field], entity=str(record[source.key]), event_time_ms=outcome.time_ms,
             topic=message.topic, partition=message.partition, offset=message.offset,
@@ -415,7 +346,7 @@ class SourceAgent:
                 partition=message.partition, offset=message.offset,
                 event_time_ms=outcome.time_ms, event_time=record[source.time_field],
             )
-            self.batch.to_score.append((event, ScoreRequest(source.name, record, outcome.features, provenance)))
+            self.batch.to_score.append((message, ScoreRequest(source.name, record, outcome.features, provenance)))
         # Views by other entities read the applied events re-keyed: the
         # original bytes, so their agent validates and decides the same way,
         # and the partition they came from, the lane they are ordered in.

@@ -30,6 +30,7 @@ from rich.progress import Progress
 from agents.control_plane import ControlState
 from agents.control_records import LIVE, HistoryWritten, encode, now_iso
 from agents.control_client import control_state
+from agents.ingest_loop import ingest_group
 from kafka_plumbing import clients
 from kafka_plumbing.log_reader import read_topic, topic_size
 from kafka_plumbing.settings import Settings
@@ -149,7 +150,7 @@ async def wait_consumed(settings: Settings, topic: str, ends: dict[int, int], co
         with Progress(console=console) as bar:
             task = bar.add_task(f"workers applying {topic}", total=sum(ends.values()))
             while True:
-                committed = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
+                committed = await admin.list_consumer_group_offsets(ingest_group(settings.app_id), partitions=partitions)
                 done = sum(min(max(committed[tp].offset, 0) if tp in committed else 0, ends[tp.partition]) for tp in partitions)
                 bar.update(task, completed=done)
                 if done >= sum(ends.values()):

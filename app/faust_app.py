@@ -11,6 +11,7 @@ from agents.backfill import Backfill
 from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
+from agents.placement import Placement
 from agents.scoring import register_scoring
 from app import web
 from app.runtime import Runtime
@@ -56,12 +57,6 @@ def create_app(
         canonical_url=settings.canonical_url or canonical,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
-        # Faust falls back to round-robin assignment in an app without changelog
-        # tables unless standbys are asked for.  Its own assignor is what tells every
-        # worker who consumes which partition (request routing), and it keeps a
-        # key's partitions of all sources on one worker.  There are no Faust tables,
-        # so no standby is ever assigned.
-        table_standby_replicas=1,
         key_serializer="raw",
         value_serializer="raw",
         # Batch outputs: per-message produce is Faust's first bottleneck.
@@ -79,15 +74,16 @@ def create_app(
         web_router_enabled=False,
         web_tables_enabled=False,
     )
+    placement = Placement(str(app.conf.canonical_url))
     metrics = Metrics()
     specs = model_specs(definitions)
     plane = register_control_plane(app, settings, definitions)
     scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
     register_control_agent(app, plane, scoring.check_command if scoring else None)
-    backfill = Backfill(app, settings, plane)
-    sources = register_ingest(app, settings, definitions, data_dir, metrics, plane, backfill, scoring)
+    backfill = Backfill(app, settings, plane, placement)
+    sources = register_ingest(app, settings, definitions, data_dir, metrics, plane, backfill, placement, scoring)
     backfill.watch(sources)
-    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement)
 
     web.register(runtime)
     return runtime

@@ -4,7 +4,8 @@ A view's state is kept by the worker consuming the partition of its
 source's log that the key falls in.  The partition comes from the key itself
 (Kafka's default partitioner, the one the event producers use; Faust's own
 router asks the producer, which only knows topics it has written to) and the
-owner from the assignor's distribution of the topics every member receives."""
+owner from the ingest group's assignment, which every member receives
+(``agents.placement``)."""
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +15,7 @@ import aiohttp
 from aiokafka.partitioner import murmur2
 from yarl import URL
 
+from agents.placement import Placement
 from app.web_common import error_body
 
 FORWARD_TIMEOUT_S = 10.0
@@ -28,15 +30,14 @@ def key_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def owner(app: Any, topic: str, key: str, partitions: int) -> URL | None:
+def owner(placement: Placement, topic: str, key: str, partitions: int) -> URL | None:
     """The URL of the worker consuming ``key``'s partition of ``topic``, or None when it is this worker."""
     partition = key_partition(key, partitions)
-    for host, topics in app.assignor.external_topics_metadata().items():
-        if partition in topics.get(topic, ()):
-            url = URL(host)
-            own = app.conf.canonical_url
-            return None if (url.host, url.port) == (own.host, own.port) else url
-    raise NoOwner(f"no worker owns partition {partition} of {topic} yet")
+    host = placement.owner(topic, partition)
+    if host is None:
+        raise NoOwner(f"no worker owns partition {partition} of {topic} yet")
+    url, own = URL(host), URL(placement.url)
+    return None if (url.host, url.port) == (own.host, own.port) else url
 
 
 async def forward(app: Any, url: URL, request: Any, body: bytes | None = None) -> tuple[int, Any]:

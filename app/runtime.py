@@ -8,6 +8,7 @@ import faust
 from agents.backfill import Backfill
 from agents.control_plane import ControlPlane
 from agents.metrics import Metrics
+from agents.placement import Placement
 from agents.scoring import ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from kafka_plumbing.settings import Settings
@@ -24,3 +25,4 @@ class Runtime:
     scoring: ScoringRuntime | None
     plane: ControlPlane
     backfill: Backfill
+    placement: Placement

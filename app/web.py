@@ -50,11 +50,11 @@ class FeatureValues(RuntimeView):
                 as_of_ms = parse_time_ms(request.query["as_of"])
             except ValueError as exc:
                 return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
-        if not is_ready(app):
+        if not is_ready(app, runtime.placement):
             return self.json(error_body("not_ready", "the worker is joining the group or restoring state"), status=503)
         source = runtime.sources[definition.source.name]
         try:
-            url = owner(app, source.topic, entity, runtime.settings.partitions)
+            url = owner(runtime.placement, source.topic, entity, runtime.settings.partitions)
         except NoOwner as exc:
             return self.json(error_body("not_ready", str(exc)), status=503)
         if url is not None:
@@ -142,9 +142,9 @@ class Stats(RuntimeView):
 class Health(RuntimeView):
     async def get(self, request: Request) -> Response:
         app = self.runtime.app
-        ready = is_ready(app)
+        ready = is_ready(app, self.runtime.placement)
         body = {"status": "ok" if ready else "starting", "live": True, "ready": ready,
-                "rebalancing": bool(app.rebalancing)}
+                "rebalancing": bool(app.rebalancing) or not self.runtime.placement.ready}
         # 503 until ready, so load balancers and probes can use the status alone.
         return self.json(body, status=200 if ready else 503)
 

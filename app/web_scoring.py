@@ -104,7 +104,7 @@ class Score(RuntimeView):
         checked = validation.validate(source_rt.source, raw, runtime.settings.max_payload_bytes)
         if isinstance(checked, validation.Rejection):
             return self.json(error_body(checked.reason, checked.detail), status=400)
-        if not is_ready(runtime.app):
+        if not is_ready(runtime.app, runtime.placement):
             return self.json(error_body("not_ready", "the worker is joining the group or restoring state"), status=503)
         entity = str(checked.record[source_rt.source.key])
         routed = await _route_post(runtime, source_rt, entity, request, raw)
@@ -125,7 +125,7 @@ async def _route_post(runtime: Runtime, source_rt: SourceRuntime, entity: str, r
                       raw: bytes) -> tuple[int, Any] | None:
     """Forward to the worker owning ``entity``; None when it is this one."""
     try:
-        url = owner(runtime.app, source_rt.topic, entity, runtime.settings.partitions)
+        url = owner(runtime.placement, source_rt.topic, entity, runtime.settings.partitions)
     except NoOwner as exc:
         return 503, error_body("not_ready", str(exc))
     if url is None:

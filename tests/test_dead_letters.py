@@ -10,7 +10,7 @@ from agents.dead_letters import INLINE_LIMIT, dead_letter, encode
 
 def _letter(value: bytes | None) -> dict:
     record = dead_letter(reason="too_large", detail="d", source="departures", topic="fs.events.departures",
-                         partition=2, offset=41, timestamp_s=1.5, key=b"JFK", value=value)
+                         partition=2, offset=41, timestamp_ms=1500, key=b"JFK", value=value)
     return json.loads(encode(record))
 
 
@@ -25,7 +25,7 @@ def test_a_small_original_is_inlined_whole() -> None:
 def test_a_huge_original_is_truncated_and_says_so() -> None:
     value = b"x" * (3 * 1024 * 1024)
     record = dead_letter(reason="too_large", detail="d", source="s", topic="t", partition=0, offset=0,
-                         timestamp_s=None, key=None, value=value)
+                         timestamp_ms=None, key=None, value=value)
     encoded = encode(record)
     assert len(encoded) < 1024 * 1024  # Kafka's default message size
     body = json.loads(encoded)

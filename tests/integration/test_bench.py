@@ -48,9 +48,9 @@ def test_bench_quick_measures_every_stage(isolated: Settings, tmp_path: Path) ->
     for name in ("raw_consume", "raw_consume_produce", "faust_consume", "faust_table"):
         assert medians[f"baselines.{name}.records"] == events, name
     assert medians["worker.ingest.departures"] == events
-    # Outputs alone are at most 3 per departure (feature log, re-keyed copy, its feature log);
-    # the changelogs of its clock, dedup and view tables are at least 3 more: they are counted.
-    assert medians["worker.ingest.messages_per_departure"] >= 6
+    # Outputs are 3 per departure (feature log, re-keyed copy, its feature log); the state
+    # changelogs (one record per changed key per flush) come on top: they are counted.
+    assert medians["worker.ingest.messages_per_departure"] > 3
     # Open-loop: every scheduled request was sent, and each one accounted for.
     for key in ("reads.idle.500", "reads.loaded.reads", "baselines.faust_web.500"):
         assert medians[f"{key}.sent"] == 500 == medians[f"{key}.ok"] + medians[f"{key}.errors"], key

@@ -23,6 +23,8 @@ from tests.integration.conftest import consume_all, decode
 from tests.integration.flights_stream import (REKEYED, SOURCES, Restartable, applied_total, assert_equals_replay,
                                               by_position, produce_flights, wait_all)
 
+KILL_LIMIT = 6000  # enough that each kill lands mid-stream
+
 
 @pytest.fixture()
 def restartable(isolated: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Restartable]:
@@ -39,7 +41,7 @@ def restartable(isolated: Settings, tmp_path: Path, request: pytest.FixtureReque
 def test_three_kills_mid_stream_lose_nothing_and_apply_nothing_twice(restartable: Restartable,
                                                                      tmp_path: Path) -> None:
     worker = restartable.start()
-    sent = produce_flights(restartable.settings)
+    sent = produce_flights(restartable.settings, KILL_LIMIT)
     goal = sent["departures"] + sent["arrivals"]
     for fraction in (0.2, 0.45, 0.7):
         deadline = time.monotonic() + 300
