@@ -30,7 +30,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -100,11 +99,10 @@ class Services:
 
 
 def register_ingest(
-    app: faust.App, settings: Settings, definitions: Definitions, data_dir: Path, metrics: Metrics,
+    app: faust.App, settings: Settings, definitions: Definitions, store: PartitionStore, metrics: Metrics,
     plane: ControlPlane, backfill: Backfill, placement: Placement, scoring: ScoringRuntime | None = None,
 ) -> dict[str, SourceRuntime]:
     services = Services(settings, metrics, plane, backfill, scoring)
-    store = PartitionStore(data_dir / "partition-state")
     runtimes: dict[str, SourceRuntime] = {}
     agents: list[SourceAgent] = []
     for source in definitions.sources.values():

@@ -25,6 +25,26 @@ from tables.write_behind import WriteBehind
 log = logging.getLogger(__name__)
 
 
+def state_log(source: str) -> str:
+    """A source's state in the partition store (its key prefix)."""
+    return f"state.{source}"
+
+
+def partition_stores(store: PartitionStore, source: str, views: list[FeatureView], partition: int,
+                     changes: dict[bytes, bytes | None] | None = None) -> Stores:
+    """A partition's flushed state as the engine's ``Stores``: the store's
+    values, with ``changes`` (a flush on its way into the store) over them."""
+    pending: dict[bytes, bytes | None] = {} if changes is None else changes
+
+    def namespace(name: str) -> Namespace:
+        return Namespace(store, state_log(source), partition, name, pending)
+
+    return Stores.encoded(
+        views={v.state_key: namespace(f"view.{v.state_key}") for v in views},
+        clocks=namespace("clock"), seen=namespace("seen"),
+    )
+
+
 @dataclass
 class PartitionState:
     changes: dict[bytes, bytes | None]  # encoded by the last flush, not yet in the local store
@@ -35,7 +55,7 @@ class PartitionState:
 class SourceState:
     def __init__(self, store: PartitionStore, source: str, views: list[FeatureView], changelog: str) -> None:
         self.store = store
-        self.log = f"state.{source}"
+        self.log = state_log(source)
         self.source = source
         self.views = views
         self.changelog = changelog
@@ -44,14 +64,7 @@ class SourceState:
 
     def _open(self, partition: int) -> PartitionState:
         changes: dict[bytes, bytes | None] = {}
-
-        def namespace(name: str) -> Namespace:
-            return Namespace(self.store, self.log, partition, name, changes)
-
-        flushed = Stores.encoded(
-            views={v.state_key: namespace(f"view.{v.state_key}") for v in self.views},
-            clocks=namespace("clock"), seen=namespace("seen"),
-        )
+        flushed = partition_stores(self.store, self.source, self.views, partition, changes)
         return PartitionState(changes, flushed, WriteBehind(flushed))
 
     def owns(self, partition: int) -> bool:

@@ -18,6 +18,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     from app.faust_app import create_app
+    from app.read_process import ReadProcess, free_port
     from kafka_plumbing.topics import ensure_topics_sync
 
     settings = settings_mod.load()
@@ -26,7 +27,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     created = ensure_topics_sync(settings, list(definitions.sources))
     _note_new_rekeyed_logs(settings, definitions, created)
-    runtime = create_app(settings, definitions, data_dir, args.web_port or settings.web_port, args.web_host)
+    web_port = args.web_port or settings.web_port
+    reads = ReadProcess(data_dir, args.web_host, web_port, free_port(), args.features) if settings.read_process else None
+    runtime = create_app(settings, definitions, data_dir, web_port, args.web_host,
+                         internal_port=reads.internal_port if reads else None)
+    if reads is not None:
+        reads.start()
+        runtime.store.on_write = reads.signal
+
+        @runtime.app.timer(1.0)
+        async def keep_read_process() -> None:
+            reads.check()
+
     class QuietWorker(Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             # Faust's terminal spinner sets the root logger to DEBUG, which

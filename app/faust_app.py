@@ -12,13 +12,20 @@ from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
 from agents.placement import Placement
+from agents import serving_snapshot
+from agents.readiness import is_ready
+from agents.serving_snapshot import SnapshotWriter
 from agents.scoring import register_scoring
 from app import web
 from app.runtime import Runtime
 from tables.model_spec import model_specs
 from kafka_plumbing import clients
+from kafka_plumbing.partition_store import PartitionStore, store_path
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
+
+
+SNAPSHOT_EVERY_S = 0.1  # how soon the read process learns of a rebalance or a cut-over
 
 
 def _broker_urls(bootstrap: str) -> str:
@@ -43,8 +50,14 @@ def create_app(
     data_dir: Path,
     web_port: int,
     web_host: str = "127.0.0.1",
+    internal_port: int | None = None,
 ) -> Runtime:
+    """``web_port`` is the worker's public address (its URL for routing); with a
+    read process in front of it (``app.reader``), Faust's web server listens
+    on ``internal_port`` on the loopback and the read process proxies to it."""
     canonical = f"http://{web_host if web_host != '0.0.0.0' else '127.0.0.1'}:{web_port}"
+    if internal_port is not None:
+        web_host, web_port = "127.0.0.1", internal_port
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap),
@@ -81,9 +94,15 @@ def create_app(
     scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
     register_control_agent(app, plane, scoring.check_command if scoring else None)
     backfill = Backfill(app, settings, plane, placement)
-    sources = register_ingest(app, settings, definitions, data_dir, metrics, plane, backfill, placement, scoring)
+    store = PartitionStore(store_path(data_dir))
+    sources = register_ingest(app, settings, definitions, store, metrics, plane, backfill, placement, scoring)
     backfill.watch(sources)
-    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store)
+    snapshots = SnapshotWriter(store)
+
+    @app.timer(SNAPSHOT_EVERY_S)
+    async def publish_serving_snapshot() -> None:
+        snapshots.write(serving_snapshot.take(is_ready(app, placement), placement, sources, plane))
 
     web.register(runtime)
     return runtime

@@ -9,13 +9,12 @@ owner from the ingest group's assignment, which every member receives
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiokafka.partitioner import murmur2
 from yarl import URL
 
-from agents.placement import Placement
 from app.web_common import error_body
 
 FORWARD_TIMEOUT_S = 10.0
@@ -30,7 +29,15 @@ def key_partition(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def owner(placement: Placement, topic: str, key: str, partitions: int) -> URL | None:
+class Owners(Protocol):
+    """Who owns which partition (``agents.placement.Placement``, or a read process's snapshot of it)."""
+
+    url: str  # this worker's
+
+    def owner(self, topic: str, partition: int) -> str | None: ...
+
+
+def owner(placement: Owners, topic: str, key: str, partitions: int) -> URL | None:
     """The URL of the worker consuming ``key``'s partition of ``topic``, or None when it is this worker."""
     partition = key_partition(key, partitions)
     host = placement.owner(topic, partition)
@@ -40,14 +47,14 @@ def owner(placement: Placement, topic: str, key: str, partitions: int) -> URL | 
     return None if (url.host, url.port) == (own.host, own.port) else url
 
 
-async def forward(app: Any, url: URL, request: Any, body: bytes | None = None) -> tuple[int, Any]:
+async def forward(client: aiohttp.ClientSession, url: URL, request: Any, body: bytes | None = None) -> tuple[int, Any]:
     """Send the same request (method, path, query, body) to ``url``; (status, JSON body)."""
     target = request.url.with_host(url.host).with_port(url.port)
     headers = {"Content-Type": "application/json"}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     try:
-        async with app.http_client.request(request.method, target, data=body, headers=headers,
+        async with client.request(request.method, target, data=body, headers=headers,
                                            timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as response:
             return response.status, await response.json(content_type=None)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:

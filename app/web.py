@@ -15,106 +15,61 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agents.control_plane import ControlPlane
+from yarl import URL
+
+from agents.control_plane import ControlPlane, ControlState
 from agents.control_records import LIVE
 from agents.readiness import is_ready
 from app import web_scoring
 from app.openapi import openapi
-from app.routing import NoOwner, forward, key_partition, owner
+from app.feature_read import Forward, read_features
+from app.routing import forward, owner
 from app.runtime import Runtime
 from app.web_common import RUNTIME, RuntimeView, error_body, iso
 from tables.dsl import FeatureView
-from tables.processor import stream_time
-from tables.validation import parse_time_ms
+from tables.processor import SourceProcessor, Stores, stream_time
+from tables.state import PartitionClock
 
 log = logging.getLogger(__name__)
 
 
+class RuntimeReadSide:
+    """``GET /features`` served in the worker's own process, from its live runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.definitions = runtime.definitions
+        self.partitions = runtime.settings.partitions
+
+    def ready(self) -> bool:
+        return is_ready(self.runtime.app, self.runtime.placement)
+
+    def control(self) -> ControlState:
+        return self.runtime.plane
+
+    def owner(self, topic: str, entity: str) -> URL | None:
+        return owner(self.runtime.placement, topic, entity, self.partitions)
+
+    def topic(self, source: str) -> str:
+        return self.runtime.sources[source].topic
+
+    def processor(self, source: str) -> SourceProcessor:
+        return self.runtime.sources[source].processor
+
+    def flushed(self, source: str, partition: int) -> tuple[Stores, PartitionClock | None] | None:
+        runtime = self.runtime.sources[source]
+        if not runtime.owns(partition):
+            return None
+        return runtime.flushed(partition), runtime.flushed_clock(partition)
+
+
 class FeatureValues(RuntimeView):
     async def get(self, request: Request, view: str, entity: str) -> Response:
-        runtime = self.runtime
-        app, definitions, plane = runtime.app, runtime.definitions, runtime.plane
-        versions = definitions.versions(view) if view in definitions.names else None
-        if versions is None:
-            return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(definitions.names)}"), status=404)
-        if "version" in request.query:
-            try:
-                definition = versions[int(request.query["version"])]
-            except (ValueError, KeyError):
-                return self.json(error_body("unknown_version", f"{view} has versions {sorted(versions)}"), status=404)
-        else:
-            definition = plane.serving(view)
-        as_of_ms = None
-        if "as_of" in request.query:
-            try:
-                as_of_ms = parse_time_ms(request.query["as_of"])
-            except ValueError as exc:
-                return self.json(error_body("bad_as_of", f"as_of must be ISO-8601 with a zone: {exc}"), status=400)
-        if not is_ready(app, runtime.placement):
-            return self.json(error_body("not_ready", "the worker is joining the group or restoring state"), status=503)
-        source = runtime.sources[definition.source.name]
-        try:
-            url = owner(runtime.placement, source.topic, entity, runtime.settings.partitions)
-        except NoOwner as exc:
-            return self.json(error_body("not_ready", str(exc)), status=503)
-        if url is not None:
-            status, routed = await forward(app, url, request)
+        answer = read_features(RuntimeReadSide(self.runtime), view, entity, request.query)
+        if isinstance(answer, Forward):
+            status, routed = await forward(self.runtime.app.http_client, answer.url, request)
             return self.json(routed, status=status)
-        partition = key_partition(entity, runtime.settings.partitions)
-        if not source.owns(partition):
-            return self.json(error_body("not_ready", f"partition {partition} of {source.topic} is being restored"),
-                             status=503)
-        stores = source.flushed(partition)
-        clock = source.flushed_clock(partition)
-        source_def = definition.source
-        unfed = plane.unfed(source_def.name, source_def.parent) if source_def.parent else []
-        if unfed:
-            return self.json(error_body(
-                "view_filling",
-                f"{view} reads {source_def.name}, whose history from {source_def.parent} partitions {unfed} "
-                f"is not written yet: `featurestream backfill {view}` writes it; it serves once filled",
-            ), status=503)
-        # "Current" means at the partition's stream time: event time, never wall clock.
-        now_ms = stream_time(clock)
-        read = source.processor.read(stores, clock, entity, now_ms or 0, [definition])
-        if read.filling:
-            progress = plane.fill_status(definition).get(partition)
-            through, end = (None, None) if progress is None else (progress.through, progress.end)
-            return self.json(error_body(
-                "view_filling",
-                f"{view} v{definition.version} is still being filled from the log on partition {partition} "
-                f"(through offset {through} of {end}); it serves once filled",
-            ), status=503)
-        state = read.states[definition.ref]
-        if state is None:
-            return self.json(error_body("unknown_entity", f"{view} has no {definition.entity} {entity!r}"), status=404)
-        if not now_ms:  # no clock time yet: the entity's own newest event
-            now_ms = state.max_time
-            read = source.processor.read(stores, clock, entity, now_ms, [definition])
-        body = {
-            "view": definition.name,
-            "version": definition.version,
-            "serving_version": plane.serving(view).version,
-            "entity": entity,
-            "entity_field": definition.entity,
-            "as_of_ms": now_ms,
-            "as_of": iso(now_ms),
-            "last_event_time": iso(state.max_time),
-            "events_applied": state.seq,
-        }
-        if as_of_ms is None:
-            return self.json({**body, "features": read.values[definition.ref]})
-        # Point in time: the T-based rule, exactly, or an explicit gap.
-        windows = source.processor.windows[definition.state_key]
-        try:
-            values, unavailable = windows.as_of(state, as_of_ms)
-        except ValueError:
-            return self.json(error_body(
-                "outside_retained_history",
-                f"history for {entity} is kept from {iso(state.horizon)}; use the training-set command for older times",
-            ), status=409)
-        return self.json({**body, "as_of_ms": as_of_ms, "as_of": iso(as_of_ms), "features": values,
-                          "unavailable": unavailable})
+        return self.json(answer.body, status=answer.status)
 
 
 class Views(RuntimeView):

@@ -130,7 +130,7 @@ async def _route_post(runtime: Runtime, source_rt: SourceRuntime, entity: str, r
         return 503, error_body("not_ready", str(exc))
     if url is None:
         return None
-    return await forward(runtime.app, url, request, raw)
+    return await forward(runtime.app.http_client, url, request, raw)
 
 
 def score_locally(runtime: Runtime, source_rt: SourceRuntime, checked: validation.Valid,

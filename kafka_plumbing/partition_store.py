@@ -23,15 +23,22 @@ client factory).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Iterator, Mapping, MutableMapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import AccessType, Options, Rdict, WriteBatch
 
 _SEP = b"\x1f"
 _APPLIED = b"\x00applied" + _SEP
+_META = b"\x00meta" + _SEP
 _UNSET = object()
+
+
+def store_path(data_dir: Path) -> Path:
+    """Where a worker's partition store lives in its data directory."""
+    return data_dir / "partition-state"
 
 
 class ChangesTooLarge(ValueError):
@@ -47,14 +54,40 @@ def _applied_key(log: str, partition: int) -> bytes:
 
 
 class PartitionStore:
-    def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, secondary: Path | None = None) -> None:
+        """The worker's store; with ``secondary``, a read-only follower of it in
+        another process (RocksDB's secondary instance, its own files there),
+        brought up to date by ``catch_up``."""
         options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        self.db = Rdict(str(path), options=options)
+        if secondary is None:
+            path.mkdir(parents=True, exist_ok=True)
+            options.create_if_missing(True)
+            self.db = Rdict(str(path), options=options)
+        else:
+            options.set_max_open_files(-1)  # a secondary instance must keep every file open
+            secondary.mkdir(parents=True, exist_ok=True)
+            self.db = Rdict(str(path), options=options, access_type=AccessType.secondary(str(secondary)))
+        # Called after every write: the worker's read process is told there is something to catch up with.
+        self.on_write: Callable[[], None] | None = None
 
     def close(self) -> None:
         self.db.close()
+
+    def _written(self) -> None:
+        if self.on_write is not None:
+            self.on_write()
+
+    def catch_up(self) -> None:
+        """A secondary instance: see every write the worker has made so far (about 1 ms)."""
+        self.db.try_catch_up_with_primary()
+
+    def put_meta(self, name: str, value: bytes) -> None:
+        """A small value about the worker (not partition state), for its read process."""
+        self.db[_META + name.encode()] = value
+        self._written()
+
+    def get_meta(self, name: str) -> bytes | None:
+        return self.db.get(_META + name.encode())
 
     def get(self, log: str, partition: int, key: bytes) -> bytes | None:
         return self.db.get(_prefix(log, partition) + key)
@@ -75,6 +108,7 @@ class PartitionStore:
                 batch.put(prefix + key, value)
         batch.put(_applied_key(log, partition), str(through).encode())
         self.db.write(batch)
+        self._written()
 
     def keys(self, log: str, partition: int) -> Iterator[bytes]:
         prefix = _prefix(log, partition)

@@ -58,6 +58,9 @@ class Settings:
     # the latency a batch adds and on the size of one state flush.
     flush_events: int = field(default_factory=lambda: int(_env("FS_FLUSH_EVENTS", "1000")))
     flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "10")))
+    # GET /features served by a read process of the worker's own (app.reader),
+    # so reads never wait behind ingest; 0 serves them in the worker's loop.
+    read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
     # How every Kafka client (and the Faust app) talks to the brokers; built
     # into client arguments by kafka_plumbing.clients.
     kafka_security_protocol: str = field(
@@ -99,6 +102,7 @@ class Settings:
             "FS_FEATURES": self.features_module,
             "FS_FLUSH_EVENTS": str(self.flush_events),
             "FS_FLUSH_MS": str(self.flush_ms),
+            "FS_READ_PROCESS": "1" if self.read_process else "0",
         }
         if self.kafka_bootstrap:
             env["FS_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap

@@ -20,10 +20,9 @@ def closed_port() -> int:
 def test_an_unreachable_owner_is_a_503_with_a_reason() -> None:
     async def run() -> tuple[int, dict]:
         async with aiohttp.ClientSession() as session:
-            app = SimpleNamespace(http_client=session)
             request = SimpleNamespace(url=URL("http://127.0.0.1:6066/features/origin_traffic/JFK"),
                                       method="GET", headers={})
-            return await forward(app, URL(f"http://127.0.0.1:{closed_port()}"), request)
+            return await forward(session, URL(f"http://127.0.0.1:{closed_port()}"), request)
 
     status, body = asyncio.run(run())
     assert status == 503 and body["error"] == "owner_unreachable" and "ClientConnectorError" in body["detail"]

@@ -1,0 +1,254 @@
+"""The worker's read process: ``GET /features`` off the ingest loop.
+
+Reads and ingest in one process share one event loop and one interpreter
+lock: a flush or a burst of records holds reads back (p99 258 ms while
+ingesting), and a thousand reads a second take a fifth of ingest's time.
+So a worker starts this process beside it, on the worker's public port:
+
+- it follows the worker's partition store as a RocksDB secondary instance
+  (``kafka_plumbing.partition_store``), caught up each time the worker
+  signals a write (a byte on this process's stdin; a closed stdin means
+  the worker is gone, and this process ends with it);
+- it answers ``GET /features/{view}/{entity}`` with the same code as the
+  worker's own view (``app.feature_read``), from the flushed state and the
+  worker's serving snapshot (``agents.serving_snapshot``: readiness,
+  routing, control state), forwarding to the owner like the worker would;
+- every other request is proxied, as it is, to the worker's own web server
+  on an internal loopback port.
+
+Reads see what the worker has flushed and written locally, as they do in
+the worker itself: never state a crash could undo.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from agents.control_plane import ControlState
+from agents.serving_snapshot import META_KEY, ServingSnapshot, decode
+from agents.source_state import partition_stores
+from app.feature_read import Forward, read_features
+from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
+from app.web_common import error_body
+from kafka_plumbing.partition_store import PartitionStore, store_path
+from kafka_plumbing.settings import Settings
+from kafka_plumbing.settings import load as load_settings
+from tables.definitions import Definitions, load as load_definitions
+from tables.processor import SourceProcessor, Stores
+from tables.state import PartitionClock
+
+log = logging.getLogger("featurestream.reader")
+
+CATCH_UP_GAP_S = 0.002  # writes signalled closer together than this are caught up with at once
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
+
+
+class Follower:
+    """The worker's store as this process sees it, and its latest serving snapshot."""
+
+    def __init__(self, settings: Settings, definitions: Definitions, data_dir: Path) -> None:
+        secondary = data_dir / "partition-state-reader"
+        shutil.rmtree(secondary, ignore_errors=True)  # a secondary's files are its own, rebuilt each start
+        self.store = PartitionStore(store_path(data_dir), secondary=secondary)
+        self.settings = settings
+        self.definitions = definitions
+        self.processors = {
+            name: SourceProcessor(source, definitions.views_of(name), tuple(d.name for d in definitions.derived_of(name)))
+            for name, source in definitions.sources.items()
+        }
+        self.snapshot: ServingSnapshot | None = None
+        self.control = ControlState(definitions)
+        self.stores: dict[tuple[str, int], Stores] = {}
+        self.caught_up_at = 0.0
+
+    def catch_up(self) -> None:
+        self.store.catch_up()
+        self.caught_up_at = time.monotonic()
+        raw = self.store.get_meta(META_KEY)
+        if raw is None:
+            return
+        snapshot = decode(raw)
+        if self.snapshot is None or snapshot.control != self.snapshot.control:
+            self.control = snapshot.control_state(self.definitions)
+        self.snapshot = snapshot
+
+    def partition(self, source: str, partition: int) -> Stores:
+        key = (source, partition)
+        stores = self.stores.get(key)
+        if stores is None:
+            stores = self.stores[key] = partition_stores(self.store, source, self.definitions.views_of(source), partition)
+        return stores
+
+
+class FollowerReadSide:
+    """``app.feature_read.ReadSide`` over what the follower sees."""
+
+    def __init__(self, follower: Follower) -> None:
+        self.follower = follower
+        self.definitions = follower.definitions
+        self.partitions = follower.settings.partitions
+
+    def ready(self) -> bool:
+        snapshot = self.follower.snapshot
+        return snapshot is not None and snapshot.ready and snapshot.fresh(int(time.time() * 1000))
+
+    def control(self) -> ControlState:
+        return self.follower.control
+
+    def owner(self, topic: str, entity: str) -> URL | None:
+        snapshot = self.follower.snapshot
+        if snapshot is None:
+            raise NoOwner("the worker has not said who owns what yet")
+        return owner(snapshot, topic, entity, self.partitions)
+
+    def topic(self, source: str) -> str:
+        return self.follower.settings.topics.events(source)
+
+    def processor(self, source: str) -> SourceProcessor:
+        return self.follower.processors[source]
+
+    def flushed(self, source: str, partition: int) -> tuple[Stores, PartitionClock | None] | None:
+        snapshot = self.follower.snapshot
+        if snapshot is None or partition not in snapshot.owned.get(source, ()):
+            return None
+        stores = self.follower.partition(source, partition)
+        return stores, stores.clocks.get(self.processor(source).clock_key(partition))
+
+
+class Reader:
+    def __init__(self, follower: Follower, internal: URL) -> None:
+        self.follower = follower
+        self.side = FollowerReadSide(follower)
+        self.internal = internal
+        self.client: aiohttp.ClientSession | None = None
+        self.pending: asyncio.TimerHandle | None = None
+
+    def signalled(self) -> None:
+        """The worker wrote: catch up now, or shortly if it just did (a burst of flushes is one catch-up)."""
+        if self.pending is not None:
+            return
+        wait = self.follower.caught_up_at + CATCH_UP_GAP_S - time.monotonic()
+        if wait <= 0:
+            self.follower.catch_up()
+        else:
+            self.pending = asyncio.get_running_loop().call_later(wait, self._catch_up_later)
+
+    def _catch_up_later(self) -> None:
+        self.pending = None
+        self.follower.catch_up()
+
+    async def features(self, request: web.Request) -> web.Response:
+        answer = read_features(self.side, request.match_info["view"], request.match_info["entity"], request.query)
+        if isinstance(answer, Forward):
+            assert self.client is not None
+            status, body = await forward(self.client, answer.url, request)
+            return web.json_response(body, status=status)
+        return web.json_response(answer.body, status=answer.status)
+
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        response = await self.proxy(request)
+        if response.status == 200 and not self.side.ready():
+            return web.json_response({"status": "starting", "live": True, "ready": False,
+                                      "detail": "the read process has not seen the worker ready yet"}, status=503)
+        return response
+
+    async def proxy(self, request: web.Request) -> web.StreamResponse:
+        """Anything but a feature read: the worker's own web server answers it."""
+        assert self.client is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        body = await request.read() if request.can_read_body else None
+        try:
+            async with self.client.request(request.method, self.internal.with_path(request.raw_path, encoded=True),
+                                           headers=headers, data=body, allow_redirects=False,
+                                           timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S * 6)) as answer:
+                payload = await answer.read()
+                kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+                return web.Response(body=payload, status=answer.status, headers=kept)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return web.json_response(error_body("worker_unreachable", f"the worker did not answer: {type(exc).__name__}"),
+                                     status=503)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: object) -> web.StreamResponse:
+    try:
+        return await handler(request)  # type: ignore[operator]
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(error_body("http_error", f"{request.method} {request.path}: {exc.reason}"),
+                                 status=exc.status)
+    except Exception as exc:  # no traceback ever reaches a client
+        log.exception("unhandled error serving %s", request.path)
+        return web.json_response(error_body("internal_error", type(exc).__name__), status=500)
+
+
+def build(reader: Reader) -> web.Application:
+    application = web.Application(middlewares=[json_errors])
+    application.router.add_get("/features/{view}/{entity}", reader.features)
+    application.router.add_get("/healthz", reader.health)
+    application.router.add_route("*", "/{tail:.*}", reader.proxy)
+    return application
+
+
+async def serve(reader: Reader, host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    gone = asyncio.Event()
+    stdin = sys.stdin.fileno()
+    os.set_blocking(stdin, False)
+
+    def on_signal() -> None:
+        try:
+            data = os.read(stdin, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # the worker is gone: so is its read process
+            loop.remove_reader(stdin)
+            gone.set()
+            return
+        reader.signalled()
+
+    loop.add_reader(stdin, on_signal)
+    reader.follower.catch_up()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
+        reader.client = client
+        runner = web.AppRunner(build(reader), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        log.info("read process serving on %s:%s, worker's web server at %s", host, port, reader.internal)
+        try:
+            await gone.wait()
+        finally:
+            await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.reader", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--internal-port", required=True, type=int)
+    parser.add_argument("--features", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [reader] %(levelname)s %(message)s")
+    settings = load_settings()
+    definitions = load_definitions(args.features or settings.features_module)
+    follower = Follower(settings, definitions, args.data_dir.resolve())
+    reader = Reader(follower, URL(f"http://127.0.0.1:{args.internal_port}"))
+    asyncio.run(serve(reader, args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
