@@ -49,7 +49,7 @@ from tables.state import PartitionClock
 
 log = logging.getLogger("featurestream.reader")
 
-CATCH_UP_GAP_S = 0.002  # writes signalled closer together than this are caught up with at once
+CATCH_UP_GAP_S = 0.01  # catch-ups cost about 1 ms: writes signalled closer together are caught up with at once
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
 
 
