@@ -21,7 +21,8 @@ def _error(description: str) -> dict[str, Any]:
 # What any route can answer before its view runs (app.web_server): a request
 # aiohttp cannot parse, a body too slow or too large.
 _LIMITS = {
-    "400": _error("malformed request (request line, header, or a line longer than 8190 bytes)"),
+    "400": _error("malformed request: request line, header, a line longer than 8190 bytes, "
+                  "or a body that does not decode as its headers say"),
     "408": _error("the body did not arrive within FS_HTTP_BODY_TIMEOUT"),
     "413": _error("the body is larger than FS_HTTP_MAX_BODY_BYTES"),
 }
@@ -32,8 +33,10 @@ _JSON_TYPES = {"str": {"type": "string"}, "float": {"type": "number"}, "int": {"
 
 def event_schema(source: Source) -> dict[str, Any]:
     """The JSON schema of one event of ``source``, as validation checks it (nulls are absent values)."""
-    properties = {name: {**_JSON_TYPES[type_], "nullable": True} for name, type_ in source.fields.items()}
-    return {"type": "object", "properties": properties, "required": sorted(source.required_fields)}
+    required = set(source.required_fields)
+    properties = {name: {**_JSON_TYPES[type_], "nullable": name not in required}
+                  for name, type_ in source.fields.items()}
+    return {"type": "object", "properties": properties, "required": sorted(required)}
 
 
 def _with_limits(paths: dict[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,8 @@ async def read_body(request: aioweb.Request, limits: HttpLimits) -> None:
             await request.read()  # cached on the request; over client_max_size raises 413
     except aioweb.HTTPRequestEntityTooLarge:
         raise Refused(413, "payload_too_large", too_large) from None
+    except aioweb.RequestPayloadError as exc:  # a body that does not decode as it says (gzip, chunks)
+        raise Refused(400, "bad_body", f"the body cannot be read: {exc}") from None
     except TimeoutError:
         raise Refused(408, "request_timeout",
                       f"the body did not arrive within {limits.body_timeout_s:g} s (FS_HTTP_BODY_TIMEOUT)") from None

@@ -119,6 +119,9 @@ async def test_bodies_over_the_limit_are_413_whether_declared_or_chunked(server:
                + (b"258\r\n" + chunk + b"\r\n") * 3 + b"0\r\n\r\n")
     status, body = status_and_json((await exchange(port, chunked))[0])
     assert (status, body["error"]) == (413, "payload_too_large")
+    gzip_lie = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope"
+    status, body = status_and_json((await exchange(port, gzip_lie))[0])
+    assert (status, body["error"]) == (400, "bad_body")
     fits = b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n0123456789"
     assert status_and_json((await exchange(port, fits))[0]) == (200, {"bytes": 10})
 
