@@ -86,6 +86,9 @@ def create_app(
         # raw state to anyone: the worker's routes are the API.
         web_router_enabled=False,
         web_tables_enabled=False,
+        # aiohttp refuses a larger body with a 413 as it reads it (a chunked
+        # body has no Content-Length to check first: app.web_server).
+        web_application_options={"client_max_size": settings.http_max_body_bytes},
     )
     placement = Placement(str(app.conf.canonical_url))
     metrics = Metrics()

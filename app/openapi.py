@@ -1,8 +1,11 @@
 """The API description served at ``GET /openapi.json``: every route of
-``app.web.ROUTES``, with its parameters, request body and response codes."""
+``app.web.ROUTES``, with its parameters, request body and every response code
+it can answer (schemathesis checks that against a running worker)."""
 from __future__ import annotations
 
 from typing import Any
+
+from tables.dsl import Source
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -15,14 +18,43 @@ def _error(description: str) -> dict[str, Any]:
     return _json(description, _ERROR)
 
 
+# What any route can answer before its view runs (app.web_server): a request
+# aiohttp cannot parse, a body too slow or too large.
+_LIMITS = {
+    "400": _error("malformed request: request line, header, a line longer than 8190 bytes, "
+                  "or a body that does not decode as its headers say"),
+    "408": _error("the body did not arrive within FS_HTTP_BODY_TIMEOUT"),
+    "413": _error("the body is larger than FS_HTTP_MAX_BODY_BYTES"),
+}
+
+_JSON_TYPES = {"str": {"type": "string"}, "float": {"type": "number"}, "int": {"type": "integer"},
+               "time": {"type": "string", "format": "date-time"}}
+
+
+def event_schema(source: Source) -> dict[str, Any]:
+    """The JSON schema of one event of ``source``, as validation checks it (nulls are absent values)."""
+    required = set(source.required_fields)
+    properties = {name: {**_JSON_TYPES[type_], "nullable": name not in required}
+                  for name, type_ in source.fields.items()}
+    return {"type": "object", "properties": properties, "required": sorted(required)}
+
+
+def _with_limits(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation's responses, with those of the limits it does not describe itself."""
+    return {path: {method: {**operation, "responses": {**_LIMITS, **operation["responses"]}}
+                   for method, operation in methods.items()}
+            for path, methods in paths.items()}
+
+
 _NOT_READY = _error("the worker is joining the group or restoring state, or the key's owner did not answer (owner_unreachable)")
 
 
-def openapi(view_names: list[str]) -> dict[str, Any]:
+def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]:
+    events = [event_schema(source) for _, source in sorted(sources.items())]
     return {
         "openapi": "3.0.3",
         "info": {"title": "featurestream", "version": "0.1.0"},
-        "paths": {
+        "paths": _with_limits({
             "/features/{view}/{entity}": {"get": {
                 "summary": "Current feature values of one entity (at its partition's stream time)",
                 "parameters": [
@@ -44,10 +76,12 @@ def openapi(view_names: list[str]) -> dict[str, Any]:
             "/score": {"post": {
                 "summary": "Score one event synchronously: the features the stream would serve it "
                            "(history only, the event is not applied), scored by the deployed primary models",
-                "parameters": [{"name": "source", "in": "query", "required": False, "schema": {"type": "string"},
+                "parameters": [{"name": "source", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": sorted(sources) or [""]},
                                 "description": "the event's source (default: the first model's)"}],
                 "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": {"type": "object", "description": "one event of the source, as published to its log"}}}},
+                    "schema": {"anyOf": events or [{"type": "object"}],
+                               "description": "one event of the source, as published to its log"}}}},
                 "responses": {
                     "200": _json("the prediction record (several models: {\"predictions\": [...]}); "
                                  "topic, partition and offset are null", {"$ref": "#/components/schemas/Prediction"}),
@@ -91,7 +125,7 @@ def openapi(view_names: list[str]) -> dict[str, Any]:
             "/": {"get": {"summary": "Dashboard page",
                           "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This API description", "responses": {"200": _json("OpenAPI 3.0 document")}}},
-        },
+        }),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {

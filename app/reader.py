@@ -40,6 +40,7 @@ from agents.source_state import partition_stores
 from app.feature_read import Forward, read_features
 from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
 from app.web_common import error_body
+from app.web_server import HardenedRunner, HttpLimits, json_errors
 from kafka_plumbing.partition_store import PartitionStore, store_path
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.settings import load as load_settings
@@ -50,7 +51,9 @@ from tables.state import PartitionClock
 log = logging.getLogger("featurestream.reader")
 
 CATCH_UP_GAP_S = 0.01  # catch-ups cost about 1 ms: writes signalled closer together are caught up with at once
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
+# Not passed on by the proxy: hop-by-hop headers, and the body's encoding
+# (aiohttp has decoded the body it hands on, both ways).
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade", "content-encoding"}
 
 
 class Follower:
@@ -179,22 +182,10 @@ class Reader:
                                      status=503)
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: object) -> web.StreamResponse:
-    try:
-        return await handler(request)  # type: ignore[operator]
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return web.json_response(error_body("http_error", f"{request.method} {request.path}: {exc.reason}"),
-                                 status=exc.status)
-    except Exception as exc:  # no traceback ever reaches a client
-        log.exception("unhandled error serving %s", request.path)
-        return web.json_response(error_body("internal_error", type(exc).__name__), status=500)
-
-
-def build(reader: Reader) -> web.Application:
-    application = web.Application(middlewares=[json_errors])
+def build(reader: Reader, limits: HttpLimits) -> web.Application:
+    """The same limits and JSON errors as the worker's own server (``app.web_server``)."""
+    application = web.Application(middlewares=[json_errors(limits, lambda status: None)],
+                                  client_max_size=limits.max_body_bytes)
     application.router.add_get("/features/{view}/{entity}", reader.features)
     application.router.add_get("/healthz", reader.health)
     application.router.add_route("*", "/{tail:.*}", reader.proxy)
@@ -222,7 +213,8 @@ async def serve(reader: Reader, host: str, port: int) -> None:
     reader.follower.catch_up()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
         reader.client = client
-        runner = web.AppRunner(build(reader), access_log=None)
+        limits = HttpLimits.from_settings(reader.follower.settings)
+        runner = HardenedRunner(build(reader, limits), access_log=None, keepalive_timeout=limits.idle_timeout_s)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()

@@ -3,15 +3,14 @@
 ``register`` is the one place routes are added: the classes here and in
 ``app.web_scoring`` are module-level views that read the runtime from the web
 application (``app.web_common.RuntimeView``).  Every error is JSON
-``{"error": ..., "detail": ...}`` with a 4xx code; a middleware turns anything
-unexpected into a JSON 500 without a traceback.
+``{"error": ..., "detail": ...}`` with a 4xx code; ``app.web_server`` holds the
+limits and the one middleware, which turns anything unexpected into a JSON 500
+without a traceback.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -20,7 +19,7 @@ from yarl import URL
 from agents.control_plane import ControlPlane, ControlState
 from agents.control_records import LIVE
 from agents.readiness import is_ready
-from app import web_scoring
+from app import web_scoring, web_server
 from app.openapi import openapi
 from app.feature_read import Forward, read_features
 from app.routing import forward, owner
@@ -30,7 +29,6 @@ from tables.dsl import FeatureView
 from tables.processor import SourceProcessor, Stores, stream_time
 from tables.state import PartitionClock
 
-log = logging.getLogger(__name__)
 
 
 class RuntimeReadSide:
@@ -112,7 +110,8 @@ class MetricsView(RuntimeView):
 
 class OpenAPI(RuntimeView):
     async def get(self, request: Request) -> Response:
-        return self.json(openapi(sorted(self.runtime.definitions.names)))
+        definitions = self.runtime.definitions
+        return self.json(openapi(sorted(definitions.names), definitions.sources))
 
 
 class Dashboard(RuntimeView):
@@ -140,7 +139,10 @@ def register(runtime: Runtime) -> None:
     web_app[RUNTIME] = runtime
     for path, view in ROUTES:
         runtime.app.page(path)(view)
-    web_app.middlewares.append(_json_errors(runtime))
+    limits = web_server.HttpLimits.from_settings(runtime.settings)
+    errors = runtime.metrics.http_errors
+    web_app.middlewares.append(web_server.json_errors(limits, lambda status: errors.labels(str(status)).inc()))
+    web_server.install(runtime.app.web, limits)
 
 
 def view_status(plane: ControlPlane, view: FeatureView) -> dict[str, Any]:
@@ -158,28 +160,6 @@ def view_status(plane: ControlPlane, view: FeatureView) -> dict[str, Any]:
         "state_key": view.state_key,
         "features": [f.params() for f in view.features],
     }
-
-
-def _json_errors(runtime: Runtime):
-    @aioweb.middleware
-    async def middleware(request: aioweb.Request, handler: Any) -> aioweb.StreamResponse:
-        try:
-            response = await handler(request)
-        except aioweb.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            runtime.metrics.http_errors.labels(str(exc.status)).inc()
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-            return aioweb.json_response(error_body(code, f"{request.method} {request.path}: {exc.reason}"), status=exc.status)
-        except Exception as exc:  # no traceback ever reaches a client
-            log.exception("unhandled error serving %s", request.path)
-            runtime.metrics.http_errors.labels("500").inc()
-            return aioweb.json_response(error_body("internal_error", type(exc).__name__), status=500)
-        if response.status >= 400:
-            runtime.metrics.http_errors.labels(str(response.status)).inc()
-        return response
-
-    return middleware
 
 
 def dashboard_html(runtime: Runtime) -> str:

@@ -53,6 +53,19 @@ class Settings:
     max_payload_bytes: int = field(
         default_factory=lambda: int(_env("FS_MAX_PAYLOAD_BYTES", str(64 * 1024)))
     )
+    # The worker's HTTP server: the largest request body it reads (larger is
+    # a 413 before a view runs); how long a connection may sit without a whole
+    # request head (from connect, or from its last response: slow or idle
+    # clients are closed, so they cannot hold the server's connections); and
+    # how long a request's body may take to arrive (then 408). Keep the idle
+    # timeout above the 15 s keep-alive of the clients that reuse connections
+    # (workers forwarding requests to each other), or a reused connection can
+    # be closed under a request.
+    http_max_body_bytes: int = field(
+        default_factory=lambda: int(_env("FS_HTTP_MAX_BODY_BYTES", str(1024 * 1024)))
+    )
+    http_idle_timeout_s: float = field(default_factory=lambda: float(_env("FS_HTTP_IDLE_TIMEOUT", "30")))
+    http_body_timeout_s: float = field(default_factory=lambda: float(_env("FS_HTTP_BODY_TIMEOUT", "15")))
     # A batch of events is flushed (outputs, state, offsets) when it holds this
     # many events, or this many milliseconds after its first: the bound on
     # the latency a batch adds and on the size of one state flush.

@@ -111,9 +111,10 @@ def worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield from running_worker(isolated, tmp_path_factory.mktemp("worker"))
 
 
-def running_worker(settings: Settings, work: Path) -> Iterator[Worker]:
-    """A worker process on ``settings``, ready, stopped when the generator closes."""
-    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log", env=settings.as_env())
+def running_worker(settings: Settings, work: Path, env: dict[str, str] | None = None) -> Iterator[Worker]:
+    """A worker process on ``settings`` (and ``env``: variables beyond them), ready, stopped when the generator closes."""
+    handle = start_worker(kafka_local.free_port(), work / "data", work / "worker.log",
+                          env={**settings.as_env(), **(env or {})})
     try:
         wait_ready(handle)
         yield Worker(settings, handle)
