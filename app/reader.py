@@ -169,7 +169,7 @@ class Reader:
         """Anything but a feature read: the worker's own web server answers it."""
         assert self.client is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        body = await request.read() if request.can_read_body else None
+        body = await request.read() if request.body_exists else None  # read (and limited) by the middleware
         try:
             async with self.client.request(request.method, self.internal.with_path(request.raw_path, encoded=True),
                                            headers=headers, data=body, allow_redirects=False,
