@@ -103,11 +103,12 @@ class FillJob:
         clock = self.runtime.clock(self.partition)
         return None if clock is None else clock.offset
 
-    def take(self, message: Any, max_payload_bytes: int) -> list[tuple[str, bytes, bytes]]:
+    def take(self, message: Any, max_payload_bytes: int, partitions: int) -> list[tuple[str, bytes, bytes]]:
         """One record through the same path the agent took it; returns what it
         forwards to re-keyed logs: (log, key, value)."""
-        record = LogRecord.of(self.partition, message.offset, message.value, message.headers, message.timestamp)
-        checked, outcome = take(self.processor, self.stores, record, max_payload_bytes)
+        record = LogRecord.of(self.partition, message.offset, message.value, message.headers, message.timestamp,
+                              partitions)
+        checked, outcome, _ = take(self.processor, self.stores, record, max_payload_bytes)
         self.through = message.offset
         if checked is None or outcome is None or outcome.status != APPLIED:
             return []
@@ -266,7 +267,8 @@ class Backfill:
                 taken = 0
                 # Never past the agent: the handover is at the agent's next record.
                 while buffer and agent_offset is not None and buffer[0].offset <= agent_offset:
-                    for derived, key, value in job.take(buffer.popleft(), self.settings.max_payload_bytes):
+                    for derived, key, value in job.take(buffer.popleft(), self.settings.max_payload_bytes,
+                                                        self.settings.partitions):
                         await producer.send(self.settings.topics.events(derived), value, key=key, headers=lane)
                     taken += 1
                     if taken % YIELD_EVERY == 0:

@@ -52,7 +52,8 @@ from kafka_plumbing.partition_store import ChangesTooLarge, PartitionStore, writ
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.processor import APPLIED, LATE, Outcome, SourceProcessor
-from tables.log_record import is_control, lane_headers, lane_of
+from tables.log_record import LogRecord, lane_headers
+from tables.replay import take
 
 log = logging.getLogger(__name__)
 
@@ -293,20 +294,16 @@ class SourceAgent:
         stores = self.state.live(partition)
         try:
             self.services.backfill.at_record(runtime, partition, message.offset)
-            if is_control(message.headers):  # a backfill marker, not an event
-                runtime.processor.touch(stores, partition, message.offset)
+            record = LogRecord.of(partition, message.offset, message.value, message.headers, message.timestamp,
+                                  self.services.settings.partitions)
+            checked, outcome, rejection = take(runtime.processor, stores, record,
+                                               self.services.settings.max_payload_bytes)
+            if outcome is None:  # a backfill marker, not an event
                 return
-            lane = lane_of(message.headers)
-            checked = validation.validate(self.source, message.value, self.services.settings.max_payload_bytes, lane,
-                                          message.timestamp)
-            if isinstance(checked, validation.Rejection):
-                runtime.processor.reject(stores, partition, message.offset)
+            if rejection is not None:
                 metrics.events.labels(self.source.name, "invalid").inc()
-                self.reject(message, checked.reason, checked.detail)
+                self.reject(message, rejection.reason, rejection.detail)
                 return
-            outcome = runtime.processor.process(
-                stores, partition, checked.record, checked.time_ms, lane, message.offset,
-            )
         except Exception as exc:  # never let one record stop the worker
             log.exception("ingest %s failed at %s:%s", self.source.name, partition, message.offset)
             metrics.events.labels(self.source.name, "error").inc()

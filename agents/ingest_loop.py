@@ -20,6 +20,7 @@ at a few µs each.  Faust still runs the control plane and the web server.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -41,6 +42,10 @@ Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 YIELD_EVERY = 32  # records taken between two turns of the event loop: reads and flushes go on
 SESSION_TIMEOUT_MS = 15_000  # a worker that died without leaving gives its partitions up this soon
 HEARTBEAT_MS = 3_000
+
+
+def _published(record: ConsumerRecord) -> int:
+    return record.timestamp
 
 
 def ingest_group(app_id: str) -> str:
@@ -153,23 +158,30 @@ class IngestLoop:
         while True:
             fetched = await consumer.getmany(timeout_ms=settings.flush_ms, max_records=settings.flush_events)
             generation = self.generation
-            for tp, records in fetched.items():
+            for tp in fetched:
                 agent = self.agents[tp.topic]
                 if not agent.owns(tp.partition):  # its restore at assignment failed: again
                     await agent.assigned({tp})
-                    if self.generation != generation:
-                        break
-                for i, record in enumerate(records, start=1):
-                    agent.take(record)
-                    if i % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
-                        if self.generation != generation:
-                            break  # revoked meanwhile: the rest is fetched again by its owner
-                if self.generation != generation:
-                    break
+            if self.generation == generation:
+                await self.take(fetched, generation)
             for agent in self.agents.values():
                 if agent.due(settings.flush_events, flush_s):
                     await agent.flush_behind(settings.flush_events)
+
+    async def take(self, fetched: dict[TopicPartition, list[ConsumerRecord]], generation: int) -> None:
+        """A fetch's records in the order they were published (their Kafka
+        timestamps), not partition after partition: a worker forwards applied
+        events to the re-keyed logs as it takes them, and a re-keyed log
+        whose lanes (upstream partitions) arrive far apart in event time
+        turns the laggards' first events late for its entities."""
+        batches = list(fetched.values())
+        records = batches[0] if len(batches) == 1 else heapq.merge(*batches, key=_published)
+        for i, record in enumerate(records, start=1):
+            self.agents[record.topic].take(record)
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+                if self.generation != generation:
+                    return  # revoked meanwhile: the rest is fetched again by its owner
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Positions past a flush; a failed commit (a rebalance under way) is

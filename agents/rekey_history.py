@@ -78,7 +78,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
     with Progress(console=console) as bar:
         for partition, end in rekey.ends.items():
             task = bar.add_task(f"replaying {rekey.parent.name} partition {partition}", total=end)
-            records = from_messages(read_topic(settings, parent_topic, {partition: (0, end)}))
+            records = from_messages(read_topic(settings, parent_topic, {partition: (0, end)}), settings.partitions)
             rows = []
             for row in replay(rekey.parent, definitions.views_of(rekey.parent.name), records,
                               settings.max_payload_bytes, include_record=True, include_value=True):

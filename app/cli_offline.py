@@ -32,7 +32,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topic = settings.topics.events(source.name)
         bounds = asyncio.run(log_reader.topic_size(settings, topic))
         total = sum(end - first for first, end in bounds.values())
-        records = from_messages(log_reader.read_topic(settings, topic, bounds))
+        records = from_messages(log_reader.read_topic(settings, topic, bounds), settings.partitions)
         origin = f"{topic} ({len(bounds)} partitions)"
     counts = ReplayCounts()
     columns = ["event_id", "entity", "event_time_ms", "partition", "offset", *feature_columns(views)]

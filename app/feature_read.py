@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from yarl import URL
 
 from agents.control_plane import ControlState
-from app.routing import NoOwner, key_partition
+from app.routing import NoOwner
+from tables.partitioning import key_partition
 from app.web_common import error_body, iso
 from tables.definitions import Definitions
 from tables.processor import SourceProcessor, Stores, stream_time

@@ -12,21 +12,16 @@ import asyncio
 from typing import Any, Protocol
 
 import aiohttp
-from aiokafka.partitioner import murmur2
 from yarl import URL
 
 from app.web_common import error_body
+from tables.partitioning import key_partition
 
 FORWARD_TIMEOUT_S = 10.0
 
 
 class NoOwner(LookupError):
     """No worker is assigned the key's partition yet (joining or rebalancing)."""
-
-
-def key_partition(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner puts ``key`` in."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 class Owners(Protocol):

@@ -21,7 +21,8 @@ from agents.control_records import encode, now_iso
 from agents.readiness import is_ready
 from agents.scoring import SCORING_FAILED, VIEW_FILLING, Provenance, Scored, desired_state
 from agents.source_runtime import SourceRuntime
-from app.routing import NoOwner, forward, key_partition, owner
+from app.routing import NoOwner, forward, owner
+from tables.partitioning import key_partition
 from app.runtime import Runtime
 from app.web_common import RuntimeView, error_body
 from models.registry import RegistryError

@@ -38,7 +38,7 @@ def replay_rate(settings: Settings, definitions: Definitions) -> Rate:
     bounds = asyncio.run(log_reader.topic_size(settings, topic))
     counts = ReplayCounts()
     for _ in replay(definitions.source(SOURCE), definitions.views_of(SOURCE),
-                    from_messages(log_reader.read_topic(settings, topic, bounds)), settings.max_payload_bytes, counts):
+                    from_messages(log_reader.read_topic(settings, topic, bounds), settings.partitions), settings.max_payload_bytes, counts):
         pass
     records = counts.applied + counts.late + counts.duplicate + counts.invalid
     return Rate(records, time.perf_counter() - started)

@@ -43,7 +43,7 @@ def _log(settings: Settings, source: str, events_dir: Path | None) -> tuple[Iter
         return read_file(path), None
     topic = settings.topics.events(source)
     bounds = asyncio.run(log_reader.topic_size(settings, topic))
-    return from_messages(log_reader.read_topic(settings, topic, bounds)), sum(e - f for f, e in bounds.values())
+    return from_messages(log_reader.read_topic(settings, topic, bounds), settings.partitions), sum(e - f for f, e in bounds.values())
 
 
 def replayed(

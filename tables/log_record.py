@@ -63,11 +63,17 @@ class LogRecord:
     lane: int | None = None  # upstream partition of a re-keyed record
     control: bool = False  # a backfill marker, not an event
     timestamp_ms: int | None = None  # the record's Kafka timestamp (None in an exported file)
+    partitions: int | None = None  # its topic's partition count (None in an exported file)
 
     @classmethod
     def of(cls, partition: int, offset: int, value: bytes | None, headers: Headers,
-           timestamp_ms: int | None = None) -> "LogRecord":
-        return cls(partition, offset, value, lane_of(headers), is_control(headers), timestamp_ms)
+           timestamp_ms: int | None = None, partitions: int | None = None) -> "LogRecord":
+        return cls(partition, offset, value, lane_of(headers), is_control(headers), timestamp_ms, partitions)
+
+    @property
+    def placed(self) -> tuple[int, int] | None:
+        """Where the record was found, for the partition check (None: not known)."""
+        return None if self.partitions is None else (self.partition, self.partitions)
 
 
 def read_file(path: Path) -> Iterator[LogRecord]:
@@ -79,8 +85,9 @@ def read_file(path: Path) -> Iterator[LogRecord]:
                 yield LogRecord(0, offset, line)
 
 
-def from_messages(messages: Iterator[Any]) -> Iterator[LogRecord]:
+def from_messages(messages: Iterator[Any], partitions: int) -> Iterator[LogRecord]:
     """Client records (anything with partition, offset, value, headers and a timestamp in
-    milliseconds, as aiokafka's) as log records."""
+    milliseconds, as aiokafka's) of a topic of ``partitions`` partitions, as log records."""
     for message in messages:
-        yield LogRecord.of(message.partition, message.offset, message.value, message.headers, message.timestamp)
+        yield LogRecord.of(message.partition, message.offset, message.value, message.headers, message.timestamp,
+                           partitions)

@@ -9,10 +9,10 @@ partition), so each is replayed from its first offset to its last.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from tables.log_record import LogRecord
-from tables.validation import Valid, validate
+from tables.validation import Rejection, Valid, validate
 from tables.dsl import FeatureView, Source
 from tables.processor import APPLIED, INVALID, Outcome, SourceProcessor, Stores
 
@@ -30,22 +30,28 @@ def feature_columns(views: list[FeatureView]) -> list[str]:
     return [f"{v.ref}.{f.name}" for v in views for f in v.features]
 
 
-def take(
-    processor: SourceProcessor, stores: Stores, record: LogRecord, max_payload_bytes: int
-) -> tuple[Valid | None, Outcome | None]:
-    """One record of a partition's log, as the agent takes it: a marker only
-    moves the offset on (no outcome), an invalid record is counted (outcome
-    ``invalid``, no event), an event is decided and applied."""
+class Taken(NamedTuple):
+    checked: Valid | None  # the event, when it is one
+    outcome: Outcome | None  # None for a marker
+    rejection: Rejection | None = None  # why it is invalid
+
+
+def take(processor: SourceProcessor, stores: Stores, record: LogRecord, max_payload_bytes: int) -> Taken:
+    """One record of a partition's log, exactly as the online agent takes it
+    (it calls this too): a marker only moves the offset on (no outcome), an
+    invalid record is counted (outcome ``invalid``, its rejection), an event
+    is decided and applied."""
     if record.control:
         processor.touch(stores, record.partition, record.offset)
-        return None, None
-    checked = validate(processor.source, record.value, max_payload_bytes, record.lane, record.timestamp_ms)
+        return Taken(None, None)
+    checked = validate(processor.source, record.value, max_payload_bytes, record.lane, record.timestamp_ms,
+                       record.placed)
     if not isinstance(checked, Valid):
         processor.reject(stores, record.partition, record.offset)
-        return None, Outcome(INVALID, 0)
-    return checked, processor.process(
+        return Taken(None, Outcome(INVALID, 0), checked)
+    return Taken(checked, processor.process(
         stores, record.partition, checked.record, checked.time_ms, record.lane, record.offset
-    )
+    ))
 
 
 def replay(
@@ -65,7 +71,7 @@ def replay(
     stores = Stores.in_memory(views)
     counts = counts if counts is not None else ReplayCounts()
     for record in records:
-        checked, outcome = take(processor, stores, record, max_payload_bytes)
+        checked, outcome, _ = take(processor, stores, record, max_payload_bytes)
         if outcome is None:
             continue  # a marker, not an event
         setattr(counts, outcome.status, getattr(counts, outcome.status) + 1)

@@ -15,6 +15,7 @@ from typing import Any
 
 from tables.dsl import Source
 from tables.log_record import INVALID_LANE, LANE_HEADER
+from tables.partitioning import key_partition
 
 # Event times outside this range are typos or unit mix-ups (seconds vs ms).
 MIN_EVENT_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
@@ -34,6 +35,7 @@ INTERNAL_ERROR = "internal_error"
 BAD_LANE = "bad_lane_header"
 INVALID_UNICODE = "invalid_unicode"
 FUTURE_EVENT = "future_event"
+WRONG_PARTITION = "wrong_partition"
 # How far an event's time may lie after the moment Kafka took the record:
 # one event dated years ahead would otherwise make its partition's clock
 # judge every later event late.  Measured against the record's own Kafka
@@ -101,9 +103,10 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | None = None,
-             kafka_time_ms: int | None = None) -> Valid | Rejection:
+             kafka_time_ms: int | None = None, placed: tuple[int, int] | None = None) -> Valid | Rejection:
     """``lane``: the record's ``fs-lane`` header as ``log_record.lane_of`` reads it;
-    ``kafka_time_ms``: its Kafka timestamp (None: not known, as in an exported file)."""
+    ``kafka_time_ms``: its Kafka timestamp (None: not known, as in an exported file);
+    ``placed``: (partition, partitions of its topic) the record was found in (None: not known)."""
     if lane == INVALID_LANE:
         return Rejection(BAD_LANE, f"the {LANE_HEADER} header is not a partition number")
     if payload is None:
@@ -141,4 +144,13 @@ def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | 
     if kafka_time_ms is not None and kafka_time_ms >= 0 and time_ms > kafka_time_ms + MAX_FUTURE_MS:
         return Rejection(FUTURE_EVENT, f"{source.time_field}: {record[source.time_field]!r} is more than "
                                        f"{MAX_FUTURE_MS // 3600_000} h after the record's Kafka timestamp")
+    if placed is not None:
+        # An entity's state lives in the partition its key hashes to; a record
+        # elsewhere (no key, another partitioner) would split it across workers.
+        partition, partitions = placed
+        expected = key_partition(str(record[source.key]), partitions)
+        if expected != partition:
+            return Rejection(WRONG_PARTITION, f"{source.key} {str(record[source.key])[:200]!r} belongs in partition "
+                                              f"{expected} of {partitions} (Kafka's default partitioner on the key), "
+                                              f"not {partition}: publish keyed by {source.key}")
     return Valid(record, time_ms)

@@ -100,7 +100,7 @@ def test_a_forged_lane_header_is_rejected_online_and_in_the_replay_alike(header:
     result = validate(departures, json.dumps(GOOD).encode(), 64 * 1024, lane)
     assert isinstance(result, Rejection) and result.reason == "bad_lane_header"
     processor = SourceProcessor(departures, [])
-    checked, outcome = take(processor, Stores.in_memory([]), LogRecord.of(0, 7, json.dumps(GOOD).encode(),
+    checked, outcome, _ = take(processor, Stores.in_memory([]), LogRecord.of(0, 7, json.dumps(GOOD).encode(),
                                                                          [("fs-lane", header)]), 64 * 1024)
     assert checked is None and outcome is not None and outcome.status == "invalid"
     assert validate(departures, json.dumps(GOOD).encode(), 64 * 1024, 2).__class__ is Valid
@@ -129,5 +129,41 @@ def test_an_event_far_after_its_kafka_timestamp_is_rejected_by_that_timestamp_no
     assert isinstance(result, Rejection) and result.reason == "future_event"
     assert isinstance(validate(departures, far, 64 * 1024), Valid)  # no timestamp (an exported file): not judged
     processor = SourceProcessor(departures, [])
-    checked, outcome = take(processor, Stores.in_memory([]), LogRecord(0, 3, far, timestamp_ms=published), 64 * 1024)
+    checked, outcome, _ = take(processor, Stores.in_memory([]), LogRecord(0, 3, far, timestamp_ms=published), 64 * 1024)
     assert checked is None and outcome is not None and outcome.status == "invalid"  # the replay decides the same
+
+
+def test_an_event_in_another_partition_than_its_key_hashes_to_is_rejected() -> None:
+    from tables.log_record import LogRecord
+    from tables.partitioning import key_partition
+    from tables.processor import SourceProcessor, Stores
+    from tables.replay import take
+
+    good = json.dumps(GOOD).encode()
+    home = key_partition("EWR", 4)
+    elsewhere = (home + 1) % 4
+    assert isinstance(validate(departures, good, 64 * 1024, placed=(home, 4)), Valid)
+    result = validate(departures, good, 64 * 1024, placed=(elsewhere, 4))
+    assert isinstance(result, Rejection) and result.reason == "wrong_partition"
+    assert f"belongs in partition {home} of 4" in result.detail and f"not {elsewhere}" in result.detail
+    assert isinstance(validate(departures, good, 64 * 1024), Valid)  # an exported file: not judged
+    processor = SourceProcessor(departures, [])
+    taken = take(processor, Stores.in_memory([]), LogRecord(elsewhere, 0, good, partitions=4), 64 * 1024)
+    assert taken.outcome is not None and taken.outcome.status == "invalid"  # the replay decides the same
+    assert taken.rejection is not None and taken.rejection.reason == "wrong_partition"
+
+
+def test_key_partition_is_kafkas_default_partitioner() -> None:
+    import random
+
+    from aiokafka.partitioner import murmur2 as kafka_murmur2
+
+    from tables.partitioning import key_partition
+
+    rng = random.Random(7)
+    keys = ["", "a", "ab", "abc", "abcd", "EWR", "N14228", "ünïcödé", "\U0001F600"]
+    keys += ["".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(0, 30))) for _ in range(2000)]
+    for key in keys:
+        for partitions in (1, 4, 12):
+            expected = (kafka_murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+            assert key_partition(key, partitions) == expected, (key, partitions)

@@ -61,7 +61,7 @@ def _log(records: list[dict[str, Any]]) -> list[LogRecord]:
 
 def _take(processor: SourceProcessor, stores: Stores, record: LogRecord) -> dict[str, Any] | None:
     """The agent's step, as replay and the fill job take it; the features served if applied."""
-    _, outcome = take(processor, stores, record, 1 << 20)
+    outcome = take(processor, stores, record, 1 << 20).outcome
     return outcome.features if outcome is not None and outcome.status == "applied" else None
 
 

@@ -5,6 +5,8 @@ exact values (type and value), and makes the same late/duplicate/invalid decisio
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from dev_tooling import flights_data
 from kafka_plumbing.producer import encode, produce, produce_raw
 from app.row_files import read_rows
 from tables.definitions import load as load_definitions
+from tables.partitioning import key_partition
 from tests.integration.conftest import Worker, consume_all, consume_until, decode
 from tests.integration.noise import late_copies, malformed
 
@@ -38,13 +41,18 @@ def produced(worker: Worker) -> dict[str, Any]:
     noise.append((recent[-1]["origin"].encode(),
                   encode({**recent[-1], "event_id": "far-future", "event_time": "2099-06-01T00:00:00.000Z"})))
     asyncio.run(produce_raw(settings, settings.topics.events("departures"), noise))
+    # a valid departure in a partition its key does not hash to (another partitioner): rejected, not applied
+    misplaced = {**recent[-1], "event_id": "wrong-partition"}
+    home = key_partition(misplaced["origin"], settings.partitions)
+    asyncio.run(produce_raw(settings, settings.topics.events("departures"),
+                            [(misplaced["origin"].encode(), encode(misplaced))], partition=(home + 1) % settings.partitions))
     arrivals = [e for s, e in interleaved[:half] if s == "arrivals"][-5:]
     asyncio.run(produce_raw(settings, settings.topics.events("arrivals"), [(e["dest"].encode(), encode(e)) for e in arrivals]))
 
     rest = interleaved[half:]
     asyncio.run(produce(settings, definitions.key_fields(), iter(rest), len(rest), progress=False))
     sent = {name: len(events) for name, events in by_source.items()}
-    sent["departures"] += len(noise)
+    sent["departures"] += len(noise) + 1  # and the misplaced one
     sent["arrivals"] += len(arrivals)
     for name, n in sent.items():
         worker.wait_for(name, n)
@@ -85,6 +93,18 @@ def test_replay_equals_online_exactly(worker: Worker, produced: dict[str, Any], 
     assert differences == []
     if source == "departures":
         assert counts["late"] == 4 and counts["duplicate"] == 15 and counts["invalid"] >= 30
+
+
+def test_a_record_in_the_wrong_partition_is_a_dead_letter_online_and_invalid_in_replay(
+    worker: Worker, produced: dict[str, Any]
+) -> None:
+    letters = [r for r in decode(consume_all(worker.settings, worker.settings.topics.dlq))
+               if r["reason"] == "wrong_partition"]
+    assert len(letters) == 1, letters
+    letter = letters[0]
+    home = key_partition(json.loads(base64.b64decode(letter["original_b64"]))["origin"], worker.settings.partitions)
+    assert letter["partition"] == (home + 1) % worker.settings.partitions
+    assert f"belongs in partition {home}" in letter["detail"]
 
 
 def test_replay_from_file_matches_topic_for_one_partition(worker: Worker, produced: dict[str, Any], tmp_path: Path) -> None:
