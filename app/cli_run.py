@@ -18,6 +18,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     from app.faust_app import create_app
+    from app.tokens import TokenError
+    from kafka_plumbing.signing import ControlKeyError
     from kafka_plumbing.topics import ensure_topics_sync
 
     settings = settings_mod.load()
@@ -26,7 +28,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     created = ensure_topics_sync(settings, list(definitions.sources))
     _note_new_rekeyed_logs(settings, definitions, created)
-    runtime = create_app(settings, definitions, data_dir, args.web_port or settings.web_port, args.web_host)
+    try:
+        runtime = create_app(settings, definitions, data_dir, args.web_port or settings.web_port, args.web_host)
+    except (ControlKeyError, TokenError) as exc:
+        console.print(f"[red]cannot start the worker: {exc}")
+        return 2
     class QuietWorker(Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             # Faust's terminal spinner sets the root logger to DEBUG, which

@@ -11,6 +11,7 @@ from agents.metrics import Metrics
 from agents.placement import Placement
 from agents.scoring import ScoringRuntime
 from agents.source_runtime import SourceRuntime
+from app.tokens import TokenTable
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
@@ -26,3 +27,4 @@ class Runtime:
     plane: ControlPlane
     backfill: Backfill
     placement: Placement
+    tokens: TokenTable

@@ -22,6 +22,8 @@ from app import web_scoring
 from app.openapi import openapi
 from app.routing import NoOwner, forward, key_partition, owner
 from app.runtime import Runtime
+from app.tokens import READ
+from app.web_auth import refusal
 from app.web_common import RUNTIME, RuntimeView, error_body, iso
 from tables.dsl import FeatureView
 from tables.processor import stream_time
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 class FeatureValues(RuntimeView):
     async def get(self, request: Request, view: str, entity: str) -> Response:
+        denied = refusal(self, request, READ)
+        if denied is not None:
+            return denied
         runtime = self.runtime
         app, definitions, plane = runtime.app, runtime.definitions, runtime.plane
         versions = definitions.versions(view) if view in definitions.names else None
@@ -120,6 +125,9 @@ class FeatureValues(RuntimeView):
 class Views(RuntimeView):
     async def get(self, request: Request) -> Response:
         """Every version of every view: which one serves, and where each is filled."""
+        denied = refusal(self, request, READ)
+        if denied is not None:
+            return denied
         runtime = self.runtime
         return self.json({"views": [view_status(runtime.plane, v) for v in runtime.definitions.views.values()]})
 

@@ -7,7 +7,6 @@ event is not applied) and scores it through the stream's own scoring path
 (``ScoringRuntime.score_event``), so it refuses for the same reasons."""
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from dataclasses import asdict
@@ -23,6 +22,8 @@ from agents.scoring import SCORING_FAILED, VIEW_FILLING, Provenance, Scored, des
 from agents.source_runtime import SourceRuntime
 from app.routing import NoOwner, forward, key_partition, owner
 from app.runtime import Runtime
+from app.tokens import READ, SCORE
+from app.web_auth import admit_admin, refusal
 from app.web_common import RuntimeView, error_body
 from models.registry import RegistryError
 from tables import validation
@@ -34,6 +35,9 @@ REFUSAL_STATUS = {VIEW_FILLING: 503, SCORING_FAILED: 422}
 
 class Models(RuntimeView):
     async def get(self, request: Request) -> Response:
+        denied = refusal(self, request, READ)
+        if denied is not None:
+            return denied
         scoring = self.runtime.scoring
         if scoring is None:
             return self.json({"models": []})
@@ -56,18 +60,16 @@ class Models(RuntimeView):
 class Deploy(RuntimeView):
     async def post(self, request: Request, name: str) -> Response:
         runtime = self.runtime
-        settings, scoring = runtime.settings, runtime.scoring
-        if not settings.admin_token:
-            return self.json(error_body("forbidden", "write routes are off: set FS_ADMIN_TOKEN on the worker"), status=403)
-        supplied = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {settings.admin_token}".encode()):
-            return self.json(error_body("unauthorized", "send Authorization: Bearer <token>"), status=401)
+        scoring = runtime.scoring
+        body = await _json_body(request)
+        action = body.get("action", "deploy") if isinstance(body, dict) else "deploy"
+        decision, denied = admit_admin(self, request, str(action)[:40], name[:200])
+        if denied is not None:
+            return denied
         if scoring is None or name not in scoring.specs:
             return self.json(error_body("unknown_model", f"no model {name!r}"), status=404)
-        body = await _json_body(request)
         if not isinstance(body, dict):
             return self.json(error_body("bad_request", "body must be a JSON object"), status=400)
-        action = body.get("action", "deploy")
         version = body.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             return self.json(error_body("bad_request", "version must be an integer"), status=400)
@@ -80,9 +82,9 @@ class Deploy(RuntimeView):
             command = desired_state(scoring.deployments.get(name), action, name, version)
         except CommandError as exc:
             return self.json(error_body("bad_request", str(exc)), status=400)
-        command.id, command.by, command.at = uuid.uuid4().hex, "http", now_iso()
-        control = runtime.app.topic(settings.topics.control, key_type=bytes, value_type=bytes)
-        await control.send(key=name.encode(), value=encode(command))
+        command.id, command.by, command.at = uuid.uuid4().hex, decision.identity, now_iso()
+        # Signed by this worker on behalf of the token's name: the control agent audits that identity.
+        await runtime.plane.send_command(name.encode(), command, by=decision.identity)
         return self.json({"status": "accepted", "command": msgspec.to_builtins(command)}, status=202)
 
 
@@ -92,6 +94,9 @@ def _builtins(record: msgspec.Struct | None) -> Any:
 
 class Score(RuntimeView):
     async def post(self, request: Request) -> Response:
+        denied = refusal(self, request, SCORE)
+        if denied is not None:
+            return denied
         runtime = self.runtime
         scoring = runtime.scoring
         raw = await request.read()
