@@ -83,12 +83,14 @@ async def produce(
     return ProduceReport(sent, time.perf_counter() - started)
 
 
-async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-    """Send records byte for byte (tests and tooling use it for malformed input)."""
+async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
+    """Send records byte for byte, each with ``headers`` (tests and tooling use it
+    for malformed input and forged control records)."""
     producer = clients.producer(settings, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=value, key=key) for key, value in records]
+        futures = [await producer.send(topic, value=value, key=key, headers=headers) for key, value in records]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
