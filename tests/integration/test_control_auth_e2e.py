@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from agents.control_client import issue
-from agents.control_records import ModelDeployment, encode
+from agents.control_records import FILLING, FillStatus, ModelDeployment, encode
 from kafka_plumbing.producer import produce_raw
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.signing import CONTROL, DEPLOYMENTS, Signer
@@ -162,3 +162,22 @@ def test_signed_deploys_work_and_a_forged_deployment_is_ignored(worker: Worker, 
             assert time.monotonic() < deadline, "the forged record is still the key's latest"
             time.sleep(0.5)
     assert json.loads(latest.value)["primary"] == trained
+
+
+def test_a_forged_fill_record_does_not_make_a_view_answer_503(worker: Worker, trained: int) -> None:
+    settings = worker.settings
+    status, body = worker.get("/features/origin_traffic/EWR")
+    assert status == 200, body
+    view = load_definitions(settings.features_module).version("origin_traffic", 1)
+    rejected = rejected_metric(worker, "deployments")
+    forged = [(f"fill:{view.state_key}:{p}".encode(),
+               encode(FillStatus(state_key=view.state_key, source=view.source.name, partition=p, status=FILLING,
+                                 detail="forged")))
+              for p in range(settings.partitions)]
+    asyncio.run(produce_raw(settings, settings.topics.deployments, forged))
+    deadline = time.monotonic() + 30
+    while rejected_metric(worker, "deployments") < rejected + settings.partitions and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert rejected_metric(worker, "deployments") >= rejected + settings.partitions
+    status, body = worker.get("/features/origin_traffic/EWR")
+    assert status == 200, body
