@@ -36,7 +36,7 @@ def admin_signer(settings: Settings) -> signing.Signer:
 
 async def current_states(settings: Settings) -> dict[str, ModelDeployment]:
     """model -> the last accepted state (verified records of the deployments log)."""
-    state = ControlState(None, signer=admin_signer(settings))  # type: ignore[arg-type]  # models need no definitions
+    state = ControlState(Definitions("", {}, {}), signer=admin_signer(settings))  # model states need no views
     for message in await read_all(settings, settings.topics.deployments):
         state.follow_message(message.key, message.value, message.headers)
     return state.models

@@ -16,7 +16,7 @@ import msgspec
 from faust.web import Request, Response
 
 from agents.control_plane import CommandError
-from agents.control_records import encode, now_iso
+from agents.control_records import now_iso
 from agents.readiness import is_ready
 from agents.scoring import SCORING_FAILED, VIEW_FILLING, Provenance, Scored, desired_state
 from agents.source_runtime import SourceRuntime

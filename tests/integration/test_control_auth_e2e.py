@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from agents.control_client import issue
-from agents.control_records import FILLING, FillStatus, ModelDeployment, encode
+from agents.control_records import FILLING, FillStatus, ModelDeployment, encode, fill_key
 from kafka_plumbing.producer import produce_raw
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.signing import CONTROL, DEPLOYMENTS, Signer
@@ -25,6 +25,7 @@ from models.train import TrainConfig, train
 from models.training_set import model_frame
 from tables.definitions import load as load_definitions
 from tables.model_spec import model_specs
+from tables.processor import forward_key
 from tests.integration.conftest import Worker, consume_all, decode
 from tests.integration.test_scoring_e2e import publish, wait_predictions
 
@@ -165,19 +166,24 @@ def test_signed_deploys_work_and_a_forged_deployment_is_ignored(worker: Worker, 
 
 
 def test_a_forged_fill_record_does_not_make_a_view_answer_503(worker: Worker, trained: int) -> None:
+    """``plane_recent`` reads the re-keyed log departures.by_tailnum: a fill record saying a
+    departures partition does not feed it yet made the view answer 503 view_filling."""
     settings = worker.settings
-    status, body = worker.get("/features/origin_traffic/EWR")
-    assert status == 200, body
-    view = load_definitions(settings.features_module).version("origin_traffic", 1)
+    path = "/features/plane_recent/N14228"
+    status, body = worker.get(path)
+    assert status in (200, 404), body
+    derived = load_definitions(settings.features_module).version("plane_recent", 1).source
+    key = forward_key(derived.name)
     rejected = rejected_metric(worker, "deployments")
-    forged = [(f"fill:{view.state_key}:{p}".encode(),
-               encode(FillStatus(state_key=view.state_key, source=view.source.name, partition=p, status=FILLING,
-                                 detail="forged")))
+    forged = [(fill_key(key, p).encode(),
+               encode(FillStatus(state_key=key, source=derived.parent, partition=p, status=FILLING,
+                                 derived=derived.name, detail="forged")))
               for p in range(settings.partitions)]
     asyncio.run(produce_raw(settings, settings.topics.deployments, forged))
-    deadline = time.monotonic() + 30
-    while rejected_metric(worker, "deployments") < rejected + settings.partitions and time.monotonic() < deadline:
+    start = time.monotonic()
+    while time.monotonic() - start < 5 or (
+            rejected_metric(worker, "deployments") < rejected + settings.partitions and time.monotonic() - start < 30):
+        status, body = worker.get(path)
+        assert status in (200, 404), body  # a follower of the forgery answers 503 view_filling
         time.sleep(0.5)
     assert rejected_metric(worker, "deployments") >= rejected + settings.partitions
-    status, body = worker.get("/features/origin_traffic/EWR")
-    assert status == 200, body
