@@ -153,3 +153,18 @@ def test_followers_keep_the_last_verified_state_and_mark_the_forged_key() -> Non
     unkeyed = ControlState(defs.Definitions("m", {}, {}))
     assert not unkeyed.follow_message(b"m", good, SIGNER.headers(DEPLOYMENTS, b"m", good))
     assert unkeyed.models == {}
+
+
+@pytest.mark.parametrize("command", [["worker"], ["models", "rollback", "flight_delay"], ["views", "cutover", "origin_traffic", "1"]])
+def test_against_a_cluster_without_a_key_commands_stop_saying_what_to_set(tmp_path: Path, command: list[str]) -> None:
+    """Exit 2 before any Kafka client exists (the bootstrap address answers nothing)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FS_CONTROL_KEY", "FS_CONTROL_KEY_FILE")}
+    env.update(FS_HOME=str(tmp_path / "home"), FS_KAFKA_BOOTSTRAP="127.0.0.1:1", FS_REGISTRY=str(tmp_path / "registry"))
+    done = subprocess.run([sys.executable, "-m", "app.cli", *command], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "FS_CONTROL_KEY" in done.stdout + done.stderr
+    assert not (tmp_path / "home" / "control.key").exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,36 @@ def test_scopes_decide_401_and_403() -> None:
     assert authorize(table, "bearer  a ", ADMIN).identity == "root"
     assert all(authorize(table, "Bearer a", scope).status == 200 for scope in (READ, SCORE, ADMIN))
     assert authorize(table, "Bearer r", READ).status == 200 and authorize(table, "Bearer s", SCORE).status == 200
+
+
+class _Request:
+    def __init__(self, authorization: str | None = None) -> None:
+        self.headers = {} if authorization is None else {"Authorization": authorization}
+
+
+def _runtime(**settings: object) -> Any:
+    """What ``app.web_auth.judge`` reads of a runtime: its settings and tokens."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(settings=Settings(**settings),
+                           tokens=TokenTable((Token("reader", frozenset({READ}), "r"), Token("ci", frozenset({SCORE}), "s"))))
+
+
+def test_reads_and_scoring_need_tokens_only_when_a_setting_says_so() -> None:
+    from app.web_auth import judge
+
+    open_runtime = _runtime(require_read_token=False, require_score_token=False)
+    assert judge(open_runtime, _Request(), READ).status == 200
+    assert judge(open_runtime, _Request(), SCORE).status == 200
+    strict = _runtime(require_read_token=True, require_score_token=True)
+    assert judge(strict, _Request(), READ).status == 401
+    assert judge(strict, _Request("Bearer r"), READ).status == 200
+    assert judge(strict, _Request("Bearer r"), SCORE).status == 403
+    assert judge(strict, _Request("Bearer s"), SCORE).status == 200
+
+
+def test_write_routes_are_off_without_an_admin_token() -> None:
+    from app.web_auth import judge
+
+    denied = judge(_runtime(), _Request("Bearer r"), ADMIN)
+    assert (denied.status, denied.error) == (403, "forbidden") and "no admin token" in (denied.detail or "")
