@@ -6,6 +6,10 @@ secret.  Scopes: ``read`` (feature and model lookups, when
 ``FS_REQUIRE_SCORE_TOKEN`` is on) and ``admin`` (every write route; it
 implies the other two).
 
+A token may belong to a tenant (``name@tenant`` in an entry, ``"tenant"`` in
+JSON); tenants (``FS_TENANTS``: ``tenant:name[,name];...``) own sources, views
+and models by name, and a tenant's token sees only what its tenant owns.
+
 Sources, all merged: ``FS_TOKENS`` (``name:scope[,scope]:secret`` entries
 separated by ``;`` or new lines), ``FS_TOKENS_FILE`` (a JSON list of
 ``{"name", "scopes", "token"}`` objects, or the same entries one a line,
@@ -38,12 +42,17 @@ class Token:
     name: str
     scopes: frozenset[str]
     secret: str = field(repr=False)
+    tenant: str | None = None  # None: sees every tenant's names
 
     def allows(self, scope: str) -> bool:
         return any(scope in GRANTS[s] for s in self.scopes)
 
 
-def _token(name: str, scopes: Any, secret: Any, origin: str) -> Token:
+def _token(name: str, scopes: Any, secret: Any, origin: str, tenant: Any = None) -> Token:
+    if isinstance(name, str) and "@" in name and tenant is None:
+        name, tenant = name.split("@", 1)
+    if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
+        raise TokenError(f"{origin}: token {name!r} has an empty tenant")
     if isinstance(scopes, str):
         scopes = scopes.split(",")
     if not isinstance(name, str) or not name.strip():
@@ -56,7 +65,7 @@ def _token(name: str, scopes: Any, secret: Any, origin: str) -> Token:
         raise TokenError(f"{origin}: token {name!r} has unknown scopes {unknown}; known: {', '.join(SCOPES)}")
     if not isinstance(secret, str) or not secret.strip():
         raise TokenError(f"{origin}: token {name!r} has no secret")
-    return Token(name.strip(), cleaned, secret.strip())
+    return Token(name.strip(), cleaned, secret.strip(), tenant.strip() if tenant else None)
 
 
 def parse_entries(text: str, origin: str) -> list[Token]:
@@ -84,7 +93,24 @@ def parse_file(text: str, origin: str) -> list[Token]:
     items = body.get("tokens") if isinstance(body, dict) else body
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise TokenError(f'{origin}: expected a list of {{"name", "scopes", "token"}} objects')
-    return [_token(i.get("name"), i.get("scopes", i.get("scope")), i.get("token"), origin) for i in items]
+    return [_token(i.get("name"), i.get("scopes", i.get("scope")), i.get("token"), origin, i.get("tenant"))
+            for i in items]
+
+
+def parse_tenants(text: str) -> dict[str, frozenset[str]]:
+    """``tenant:name[,name];...`` -> tenant -> the names it owns."""
+    tenants: dict[str, frozenset[str]] = {}
+    for entry in text.replace("\n", ";").split(";"):
+        if not entry.strip():
+            continue
+        tenant, sep, names = entry.partition(":")
+        owned = frozenset(n.strip() for n in names.split(",") if n.strip())
+        if not sep or not tenant.strip() or not owned:
+            raise TokenError(f"FS_TENANTS: an entry is tenant:name[,name], got {entry.strip()!r}")
+        if tenant.strip() in tenants:
+            raise TokenError(f"FS_TENANTS: tenant {tenant.strip()!r} is listed twice")
+        tenants[tenant.strip()] = owned
+    return tenants
 
 
 def _digest(secret: str) -> bytes:
@@ -96,8 +122,12 @@ def _digest(secret: str) -> bytes:
 @dataclass(frozen=True)
 class TokenTable:
     tokens: tuple[Token, ...] = ()
+    tenants: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        strays = sorted({f"{t.name}@{t.tenant}" for t in self.tokens if t.tenant and t.tenant not in self.tenants})
+        if strays:
+            raise TokenError(f"tokens of tenants FS_TENANTS does not define: {strays}")
         names = [t.name for t in self.tokens]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -126,7 +156,7 @@ def load_tokens(settings: Settings) -> TokenTable:
         tokens += parse_file(text, str(settings.tokens_file))
     if settings.admin_token:
         tokens.append(Token("admin", frozenset({ADMIN}), settings.admin_token))
-    return TokenTable(tuple(tokens))
+    return TokenTable(tuple(tokens), parse_tenants(settings.tenants))
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,14 @@ class Decision:
     @property
     def identity(self) -> str:
         return self.token.name if self.token is not None else "anonymous"
+
+    def sees(self, table: TokenTable, *names: str | None) -> bool:
+        """Whether this request may know of a thing called by any of ``names`` (a
+        view, its source, the source's parent...): a tenant's token sees only its own."""
+        if self.token is None or self.token.tenant is None:
+            return True
+        owned = table.tenants.get(self.token.tenant, frozenset())
+        return any(name in owned for name in names if name)
 
 
 def authorize(table: TokenTable, authorization: str | None, scope: str) -> Decision:

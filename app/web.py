@@ -23,7 +23,7 @@ from app.openapi import openapi
 from app.routing import NoOwner, forward, key_partition, owner
 from app.runtime import Runtime
 from app.tokens import READ
-from app.web_auth import refusal
+from app.web_auth import admit, sees_view
 from app.web_common import RUNTIME, RuntimeView, error_body, iso
 from tables.dsl import FeatureView
 from tables.processor import stream_time
@@ -34,14 +34,15 @@ log = logging.getLogger(__name__)
 
 class FeatureValues(RuntimeView):
     async def get(self, request: Request, view: str, entity: str) -> Response:
-        denied = refusal(self, request, READ)
+        decision, denied = admit(self, request, READ)
         if denied is not None:
             return denied
         runtime = self.runtime
         app, definitions, plane = runtime.app, runtime.definitions, runtime.plane
-        versions = definitions.versions(view) if view in definitions.names else None
+        known = sorted(name for name in definitions.names if sees_view(runtime, decision, name))  # a tenant's own
+        versions = definitions.versions(view) if view in known else None
         if versions is None:
-            return self.json(error_body("unknown_view", f"no view {view!r}; known: {sorted(definitions.names)}"), status=404)
+            return self.json(error_body("unknown_view", f"no view {view!r}; known: {known}"), status=404)
         if "version" in request.query:
             try:
                 definition = versions[int(request.query["version"])]
@@ -125,11 +126,12 @@ class FeatureValues(RuntimeView):
 class Views(RuntimeView):
     async def get(self, request: Request) -> Response:
         """Every version of every view: which one serves, and where each is filled."""
-        denied = refusal(self, request, READ)
+        decision, denied = admit(self, request, READ)
         if denied is not None:
             return denied
         runtime = self.runtime
-        return self.json({"views": [view_status(runtime.plane, v) for v in runtime.definitions.views.values()]})
+        return self.json({"views": [view_status(runtime.plane, v) for v in runtime.definitions.views.values()
+                                    if sees_view(runtime, decision, v.name)]})
 
 
 class Stats(RuntimeView):

@@ -3,7 +3,10 @@
 Write routes always need an ``admin`` token, and every refusal of one is
 audited to ``fs.audit`` under the identity the request showed (``anonymous``
 without a known token); reads and ``POST /score`` need ``read`` and ``score``
-only when ``FS_REQUIRE_READ_TOKEN`` / ``FS_REQUIRE_SCORE_TOKEN`` say so."""
+only when ``FS_REQUIRE_READ_TOKEN`` / ``FS_REQUIRE_SCORE_TOKEN`` say so, or
+when tenants are defined (``FS_TENANTS``: without a token nobody could tell
+whose names a caller may see).  A tenant's token that names another tenant's
+view, source or model gets the same 404 as a name that does not exist."""
 from __future__ import annotations
 
 from faust.web import Request, Response
@@ -16,7 +19,7 @@ from app.web_common import RuntimeView, error_body
 
 def required(runtime: Runtime, scope: str) -> bool:
     settings = runtime.settings
-    return scope == ADMIN or (scope == READ and settings.require_read_token) or (
+    return scope == ADMIN or bool(runtime.tokens.tenants) or (scope == READ and settings.require_read_token) or (
         scope == SCORE and settings.require_score_token)
 
 
@@ -29,12 +32,28 @@ def judge(runtime: Runtime, request: Request, scope: str) -> Decision:
     return authorize(runtime.tokens, request.headers.get("Authorization"), scope)
 
 
-def refusal(view: RuntimeView, request: Request, scope: str) -> Response | None:
-    """The 401/403 answer for a read or score request, or None to go on."""
+def admit(view: RuntimeView, request: Request, scope: str) -> tuple[Decision, Response | None]:
+    """The decision on a read or score request, and its 401/403 answer when refused."""
     decision = judge(view.runtime, request, scope)
     if decision.status == 200:
-        return None
-    return view.json(error_body(decision.error or "unauthorized", decision.detail or ""), status=decision.status)
+        return decision, None
+    return decision, view.json(error_body(decision.error or "unauthorized", decision.detail or ""),
+                               status=decision.status)
+
+
+def sees_source(runtime: Runtime, decision: Decision, name: str) -> bool:
+    source = runtime.definitions.sources.get(name)
+    return decision.sees(runtime.tokens, name, source.parent if source is not None else None)
+
+
+def sees_view(runtime: Runtime, decision: Decision, name: str) -> bool:
+    """A view is its tenant's by its name or its source's (a re-keyed log's: its parent's)."""
+    view = next(iter(runtime.definitions.versions(name).values()))
+    return decision.sees(runtime.tokens, view.name) or sees_source(runtime, decision, view.source.name)
+
+
+def sees_model(runtime: Runtime, decision: Decision, name: str, source: str) -> bool:
+    return decision.sees(runtime.tokens, name) or sees_source(runtime, decision, source)
 
 
 def admit_admin(view: RuntimeView, request: Request, action: str, target: str) -> tuple[Decision, Response | None]:

@@ -16,14 +16,14 @@ import msgspec
 from faust.web import Request, Response
 
 from agents.control_plane import CommandError
-from agents.control_records import now_iso
+from agents.control_records import CommandAudit, now_iso
 from agents.readiness import is_ready
 from agents.scoring import SCORING_FAILED, VIEW_FILLING, Provenance, Scored, desired_state
 from agents.source_runtime import SourceRuntime
 from app.routing import NoOwner, forward, key_partition, owner
 from app.runtime import Runtime
 from app.tokens import READ, SCORE
-from app.web_auth import admit_admin, refusal
+from app.web_auth import admit, admit_admin, sees_model, sees_source
 from app.web_common import RuntimeView, error_body
 from models.registry import RegistryError
 from tables import validation
@@ -35,7 +35,7 @@ REFUSAL_STATUS = {VIEW_FILLING: 503, SCORING_FAILED: 422}
 
 class Models(RuntimeView):
     async def get(self, request: Request) -> Response:
-        denied = refusal(self, request, READ)
+        decision, denied = admit(self, request, READ)
         if denied is not None:
             return denied
         scoring = self.runtime.scoring
@@ -43,6 +43,8 @@ class Models(RuntimeView):
             return self.json({"models": []})
         out = []
         for name, spec in scoring.specs.items():
+            if not sees_model(self.runtime, decision, name, spec.source):
+                continue  # another tenant's
             try:
                 versions = [
                     {"version": mv.version, "created_at": mv.metadata.get("created_at"),
@@ -66,7 +68,12 @@ class Deploy(RuntimeView):
         decision, denied = admit_admin(self, request, str(action)[:40], name[:200])
         if denied is not None:
             return denied
-        if scoring is None or name not in scoring.specs:
+        if scoring is None or name not in scoring.specs or not sees_model(
+                runtime, decision, name, scoring.specs[name].source):
+            # audited: a tenant's admin reaching for another tenant's model is worth knowing about
+            runtime.plane.audit_soon(name[:200].encode(), CommandAudit(
+                at=now_iso(), result="refused", by=decision.identity, action=str(action)[:40], target=name[:200],
+                reason="unknown_model", detail=f"HTTP {request.method} {request.path}"))
             return self.json(error_body("unknown_model", f"no model {name!r}"), status=404)
         if not isinstance(body, dict):
             return self.json(error_body("bad_request", "body must be a JSON object"), status=400)
@@ -94,7 +101,7 @@ def _builtins(record: msgspec.Struct | None) -> Any:
 
 class Score(RuntimeView):
     async def post(self, request: Request) -> Response:
-        denied = refusal(self, request, SCORE)
+        decision, denied = admit(self, request, SCORE)
         if denied is not None:
             return denied
         runtime = self.runtime
@@ -103,7 +110,7 @@ class Score(RuntimeView):
         source_name = request.query.get("source") or (
             next(iter(scoring.specs.values())).source if scoring and scoring.specs else ""
         )
-        if source_name not in runtime.sources:
+        if source_name not in runtime.sources or not sees_source(runtime, decision, source_name):
             return self.json(error_body("unknown_source", f"no source {source_name!r}"), status=404)
         source_rt = runtime.sources[source_name]
         checked = validation.validate(source_rt.source, raw, runtime.settings.max_payload_bytes)

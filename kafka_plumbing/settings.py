@@ -62,6 +62,9 @@ class Settings:
     # Reads (GET /features, /views, /models, /stats) need a ``read`` token; POST /score a ``score`` one.
     require_read_token: bool = field(default_factory=lambda: _flag_env("FS_REQUIRE_READ_TOKEN"))
     require_score_token: bool = field(default_factory=lambda: _flag_env("FS_REQUIRE_SCORE_TOKEN"))
+    # Tenants ``tenant:name[,name];...``: each owns sources, views and models (by name; a source
+    # brings its views, re-keyed logs and models).  With tenants, reads and scoring need tokens.
+    tenants: str = field(default_factory=lambda: _env("FS_TENANTS", ""))
     # The HMAC key that signs control records (kafka_plumbing/signing.py): held by
     # admins and workers; the file is read when the variable is empty.
     control_key: str = field(default_factory=lambda: _env("FS_CONTROL_KEY", ""))
@@ -145,6 +148,7 @@ class Settings:
             "FS_TOKENS_FILE": self.tokens_file,
             "FS_REQUIRE_READ_TOKEN": "1" if self.require_read_token else "",
             "FS_REQUIRE_SCORE_TOKEN": "1" if self.require_score_token else "",
+            "FS_TENANTS": self.tenants,
             "FS_CONTROL_MAX_AGE_S": str(self.control_max_age_s),
         }
         return {name: str(value) for name, value in values.items() if value}

@@ -100,3 +100,31 @@ def test_write_routes_are_off_without_an_admin_token() -> None:
 
     denied = judge(_runtime(), _Request("Bearer r"), ADMIN)
     assert (denied.status, denied.error) == (403, "forbidden") and "no admin token" in (denied.detail or "")
+
+
+def test_tenant_tokens_see_only_their_tenants_names() -> None:
+    from app.tokens import Decision, parse_tenants
+
+    tenants = parse_tenants("acme:departures,flight_delay;wx:origin_weather")
+    assert tenants == {"acme": frozenset({"departures", "flight_delay"}), "wx": frozenset({"origin_weather"})}
+    table = TokenTable(tuple(parse_entries("a@acme:read:ta;w@wx:read:tw;root:admin:tr", "FS_TOKENS")), tenants)
+    acme, wx, root = (Decision(table.identify(s)) for s in ("ta", "tw", "tr"))
+    assert acme.token.tenant == "acme" and acme.identity == "a"
+    assert acme.sees(table, "origin_traffic", "departures") and not acme.sees(table, "origin_weather", "weather")
+    assert wx.sees(table, "origin_weather") and not wx.sees(table, "departures", None)
+    assert root.sees(table, "anything") and Decision(None).sees(table, "anything")
+    with pytest.raises(TokenError, match="does not define"):
+        TokenTable(tuple(parse_entries("x@nowhere:read:t", "FS_TOKENS")), tenants)
+    with pytest.raises(TokenError, match="tenant:name"):
+        parse_tenants("acme")
+    assert parse_file(json.dumps([{"name": "j", "scopes": ["read"], "token": "t", "tenant": "wx"}]), "f")[0].tenant == "wx"
+
+
+def test_with_tenants_reads_and_scoring_need_a_token() -> None:
+    from types import SimpleNamespace
+
+    from app.web_auth import judge
+
+    runtime = SimpleNamespace(settings=Settings(require_read_token=False, require_score_token=False),
+                              tokens=TokenTable((), {"acme": frozenset({"departures"})}))
+    assert judge(runtime, _Request(), READ).status == 401 and judge(runtime, _Request(), SCORE).status == 401
