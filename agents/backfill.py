@@ -47,7 +47,7 @@ from agents.placement import Placement
 from agents.readiness import is_ready
 from agents.source_runtime import SourceRuntime
 from agents.control_plane import ControlPlane
-from agents.control_records import FAILED, FILLING, LIVE, FillStatus, encode, now_iso
+from agents.control_records import FAILED, FILLING, LIVE, FillStatus, now_iso
 from kafka_plumbing import clients
 from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.settings import Settings
@@ -324,4 +324,4 @@ class Backfill:
                           worker=str(self.app.conf.canonical_url), at=now_iso(), **about, **fields)
 
     def _send(self, record: FillStatus) -> None:
-        self.plane.topic.send_soon(key=record.key.encode(), value=encode(record))
+        self.plane.publish_soon(record)

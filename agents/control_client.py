@@ -1,10 +1,13 @@
 """Issuing control commands from the command line (``featurestream models``,
 ``featurestream views cutover``) and reading the control state.
 
-The current state of a model is the last command the workers *applied*,
-read from the audit topic; the new desired state is computed from it and
+The current state of a model is the last state the workers accepted, read
+from the deployments topic (only records signed with the control key); the
+new desired state is computed from it, signed as ``FS_ADMIN_NAME`` and
 published to the compacted control topic.  The command then waits for a
-worker's verdict on the audit topic."""
+worker's signed verdict on the audit topic.  Every function here needs the
+control key (``kafka_plumbing.signing.control_key``); without one it raises
+``ControlKeyError``."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +20,7 @@ from agents.control_plane import ControlState
 from agents.control_records import (
     CommandAudit, CutoverCommand, ModelCommand, ModelDeployment, decode_audit, encode, now_iso,
 )
+from kafka_plumbing import signing
 from agents.scoring import desired_state
 from kafka_plumbing import clients
 from kafka_plumbing.clients import stop_consumer
@@ -25,17 +29,17 @@ from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
 
+def admin_signer(settings: Settings) -> signing.Signer:
+    """The command line's signer: the control key, as ``FS_ADMIN_NAME``."""
+    return signing.signer(settings, settings.admin_name)
+
+
 async def current_states(settings: Settings) -> dict[str, ModelDeployment]:
-    """model -> the last applied state."""
-    states: dict[str, ModelDeployment] = {}
-    for message in await read_all(settings, settings.topics.audit):
-        try:
-            record = decode_audit(message.value)
-        except (ValueError, msgspec.ValidationError):
-            continue
-        if isinstance(record, CommandAudit) and record.result == "applied" and isinstance(record.state, ModelDeployment):
-            states[record.state.model] = record.state
-    return states
+    """model -> the last accepted state (verified records of the deployments log)."""
+    state = ControlState(Definitions("", {}, {}), signer=admin_signer(settings))  # model states need no views
+    for message in await read_all(settings, settings.topics.deployments):
+        state.follow_message(message.key, message.value, message.headers)
+    return state.models
 
 
 async def issue(settings: Settings, model: str, action: str, version: int | None, by: str,
@@ -43,7 +47,7 @@ async def issue(settings: Settings, model: str, action: str, version: int | None
     """A model command from its current state, and the workers' verdict."""
     states = await current_states(settings)
     command = desired_state(states.get(model), action, model, version)
-    command.by = by
+    command.by = by  # informational: the audit names the signed identity
     return await issue_command(settings, model, command, wait_seconds)
 
 
@@ -56,16 +60,18 @@ async def issue_cutover(settings: Settings, view: str, version: int, by: str,
 
 async def control_state(settings: Settings, definitions: Definitions) -> ControlState:
     """The deployments log as of now: models, view cut-overs, fill progress."""
-    state = ControlState(definitions)
+    state = ControlState(definitions, signer=admin_signer(settings))
     for message in await read_all(settings, settings.topics.deployments):
-        state.follow_record(message.value)
+        state.follow_message(message.key, message.value, message.headers)
     return state
 
 
 async def issue_command(settings: Settings, key: str, command: ModelCommand | CutoverCommand,
                         wait_seconds: float = 30.0) -> CommandAudit:
-    """Publish a command and wait for a worker's verdict (the audit record)."""
+    """Publish a signed command and wait for a worker's verdict (a signed audit record)."""
+    signer = admin_signer(settings)
     command = msgspec.structs.replace(command, id=uuid.uuid4().hex, at=now_iso())
+    value = encode(command)
     audit = clients.consumer(settings)
     await audit.start()
     try:
@@ -79,7 +85,8 @@ async def issue_command(settings: Settings, key: str, command: ModelCommand | Cu
         producer = clients.producer(settings, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(settings.topics.control, key=key.encode(), value=encode(command))
+            await producer.send_and_wait(settings.topics.control, key=key.encode(), value=value,
+                                         headers=signer.headers(signing.CONTROL, key.encode(), value))
         finally:
             await producer.stop()
         deadline = time.monotonic() + wait_seconds
@@ -88,9 +95,10 @@ async def issue_command(settings: Settings, key: str, command: ModelCommand | Cu
             for messages in batch.values():
                 for message in messages:
                     try:
+                        signer.verify(signing.AUDIT, message.key, message.value, message.headers)
                         record = decode_audit(message.value)
-                    except (ValueError, msgspec.ValidationError):
-                        continue
+                    except (signing.BadSignature, ValueError, msgspec.ValidationError):
+                        continue  # a verdict only a worker holding the key could have written
                     if isinstance(record, CommandAudit) and (record.command or {}).get("id") == command.id:
                         return record
         return CommandAudit(at=now_iso(), command=msgspec.to_builtins(command), result="pending",

@@ -11,14 +11,24 @@ the accepted state here and an audit record either way, so a refused command
 never changes what is served.  Every worker follows this log in full, without
 a consumer group, into its own ``ControlPlane``: a change reaches every worker
 within moments (a Faust GlobalTable did not propagate beyond its writer).
+
+Every record here, and every command, is signed with the control key
+(``kafka_plumbing.signing``).  The control agent refuses a command without a
+valid signature (audited as ``forged``, reason ``bad_signature``) or signed
+too long ago (``stale``), and audits the others under the signed identity.  A
+worker follows only deployments records with a valid signature: a forged one
+is logged, counted, and answered by publishing again the last verified record
+of its key, byte for byte, so compaction cannot leave the forgery as the
+key's latest value.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import msgspec
 
@@ -31,6 +41,7 @@ from agents.control_records import (
 from kafka_plumbing import clients
 from kafka_plumbing.clients import stop_consumer
 from kafka_plumbing.settings import Settings
+from kafka_plumbing.signing import AUDIT, CONTROL, DEPLOYMENTS, BadSignature, Headers, Signer
 from tables.definitions import DefinitionError, Definitions
 from tables.dsl import FeatureView
 from tables.processor import forward_key
@@ -50,6 +61,34 @@ class ControlState:
     views: dict[str, ViewCutover] = field(default_factory=dict)  # view name -> accepted cut-over
     fills: dict[tuple[str, int], FillStatus] = field(default_factory=dict)  # (state_key, partition) -> status
     histories: dict[tuple[str, int], HistoryWritten] = field(default_factory=dict)  # (derived, partition) -> written
+    # Checks every record read from the log (``follow_message``); None: nothing read is trusted.
+    signer: Signer | None = None
+    rejected: int = 0  # records read without a valid signature
+    forged_latest: set[bytes] = field(default_factory=set)  # keys whose last record read is a forgery
+    # key -> (value, headers) of the last verified record: what a forgery is answered with
+    verified: dict[bytes, tuple[bytes, list[tuple[str, bytes]]]] = field(default_factory=dict)
+
+    def follow_message(self, key: bytes | None, value: bytes | None, headers: Headers) -> bool:
+        """One record read from the deployments log, followed only when its signature checks."""
+        try:
+            if self.signer is None:
+                raise BadSignature("no control key to check it with")
+            self.signer.verify(DEPLOYMENTS, key, value, headers)
+        except BadSignature as exc:
+            self.rejected += 1
+            log.warning("ignoring a deployments record without a valid signature (key %r): %s", key, exc)
+            self.on_rejected(key, str(exc))
+            return False
+        if key is not None and value is not None:
+            self.verified[key] = (value, [(n, bytes(v)) for n, v in _header_items(headers)])
+            self.forged_latest.discard(key)
+        self.follow_record(value)
+        return True
+
+    def on_rejected(self, key: bytes | None, reason: str) -> None:
+        """A worker counts the forgery and restores its key (``ControlPlane``)."""
+        if key is not None:
+            self.forged_latest.add(key)
 
     def follow_record(self, value: bytes | None) -> None:
         """One record of the deployments log into this worker's snapshot."""
@@ -129,6 +168,12 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _header_items(headers: Headers) -> Sequence[tuple[str, bytes]]:
+    if not headers:
+        return []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+
 @dataclass
 class ControlPlane(ControlState):
     """A worker's control state and the topics it writes."""
@@ -136,9 +181,51 @@ class ControlPlane(ControlState):
     settings: Settings | None = None
     topic: faust.TopicT | None = None  # fs.deployments
     audit: faust.TopicT | None = None
+    control: faust.TopicT | None = None  # fs.control, for commands issued over HTTP
     loaded: asyncio.Event = field(default_factory=asyncio.Event)
     # Waiters for the follower to reach the log's current end (see ``caught_up``).
     sync_requests: list[asyncio.Future] = field(default_factory=list)
+    count_rejected: Callable[[str], None] | None = None  # the worker's metric, by topic role
+
+    def on_rejected(self, key: bytes | None, reason: str) -> None:
+        if self.count_rejected is not None:
+            self.count_rejected(DEPLOYMENTS)
+        if key is not None:
+            self.forged_latest.add(key)
+            if self.loaded.is_set():  # while reading the log at start, a later record may restore it already
+                self.restore_forged()
+
+    def restore_forged(self) -> None:
+        """Publish again, byte for byte, the last verified record of each key whose
+        latest record is a forgery: compaction and a restart then bring back that
+        state, not the forgery."""
+        for key in sorted(self.forged_latest):
+            held = self.verified.get(key)
+            if held is not None and self.topic is not None:
+                log.warning("restoring the last verified deployments record of %r", key)
+                self.topic.send_soon(key=key, value=held[0], headers=held[1])
+        self.forged_latest.clear()
+
+    def signed(self, role: str, key: bytes, value: bytes, by: str | None = None) -> list[tuple[str, bytes]]:
+        assert self.signer is not None, "a worker always holds the control key"
+        return self.signer.headers(role, key, value, by=by)
+
+    async def publish(self, record: DeploymentRecord) -> None:
+        key, value = record.key.encode(), encode(record)
+        await self.topic.send(key=key, value=value, headers=self.signed(DEPLOYMENTS, key, value))
+
+    def publish_soon(self, record: DeploymentRecord) -> None:
+        key, value = record.key.encode(), encode(record)
+        self.topic.send_soon(key=key, value=value, headers=self.signed(DEPLOYMENTS, key, value))
+
+    def audit_soon(self, key: bytes | None, record: msgspec.Struct) -> None:
+        value = encode(record)
+        self.audit.send_soon(key=key, value=value, headers=self.signed(AUDIT, key or b"", value))
+
+    async def send_command(self, key: bytes, command: msgspec.Struct, by: str) -> None:
+        """A command issued here on behalf of ``by`` (a token's name): the signature attests it."""
+        value = encode(command)
+        await self.control.send(key=key, value=value, headers=self.signed(CONTROL, key, value, by=by))
 
     async def caught_up(self, timeout: float = 10.0) -> None:
         """Until this worker has read everything in the deployments log as of now:
@@ -174,6 +261,49 @@ def apply_command(plane: ControlState, check_model: ModelCheck | None, payload: 
     return audit
 
 
+def judge_signed(plane: ControlState, check_model: ModelCheck | None, key: bytes | None, payload: bytes | None,
+                 headers: Headers, max_age_s: float, now_ms: int | None = None) -> CommandAudit:
+    """``apply_command`` for a record read from the control topic: only a command
+    signed with the control key, recently, is judged; the audit names the signed
+    identity (a command's own ``by`` is whatever its writer typed)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        if plane.signer is None:
+            raise BadSignature("this worker has no control key")
+        signed = plane.signer.verify(CONTROL, key, payload, headers)
+    except BadSignature as exc:
+        log.warning("control record without a valid signature refused (key %r): %s", key, exc)
+        return _described(CommandAudit(at=now_iso(), by="forged", reason="bad_signature", detail=str(exc)), payload, key)
+    age_s = (now - signed.at_ms) / 1000
+    if abs(age_s) > max_age_s:
+        log.warning("stale control command from %s refused: signed %.0fs ago", signed.by, age_s)
+        return _described(CommandAudit(at=now_iso(), by=signed.by, reason="stale", detail=(
+            f"signed {age_s:.0f}s ago; commands older than {max_age_s:.0f}s (FS_CONTROL_MAX_AGE_S) are refused")),
+            payload, key)
+    audit = apply_command(plane, check_model, payload)
+    audit.by = signed.by
+    return _described(audit, payload, key)
+
+
+def _described(audit: CommandAudit, payload: bytes | None, key: bytes | None) -> CommandAudit:
+    """The action and target of the command, as far as it can be read."""
+    if audit.command is None:
+        try:
+            body = json.loads(payload or b"")
+            audit.command = body if isinstance(body, dict) else None
+        except ValueError:
+            pass
+    command = audit.command or {}
+    if "view" in command:
+        audit.action, audit.target = "cutover", f"view:{command.get('view')}"
+    else:
+        audit.action = _text(command.get("action")) or ("deploy" if "model" in command else None)
+        audit.target = _text(command.get("model"))
+    if audit.target is None and key is not None:
+        audit.target = key.decode(errors="replace")
+    return audit
+
+
 def _model_command(command: dict[str, Any]) -> ModelCommand:
     try:
         return msgspec.convert(command, ModelCommand)
@@ -181,12 +311,14 @@ def _model_command(command: dict[str, Any]) -> ModelCommand:
         raise CommandError(f"not a model command: {exc}") from exc
 
 
-def register_control_plane(app: faust.App, settings: Settings, definitions: Definitions) -> ControlPlane:
-    """This worker's follower of the deployments log."""
+def register_control_plane(app: faust.App, settings: Settings, definitions: Definitions, signer: Signer,
+                           count_rejected: Callable[[str], None] | None = None) -> ControlPlane:
+    """This worker's follower of the deployments log; ``signer`` holds the control key."""
     plane = ControlPlane(
-        definitions, settings=settings,
+        definitions, settings=settings, signer=signer, count_rejected=count_rejected,
         topic=app.topic(settings.topics.deployments, key_type=bytes, value_type=bytes),
         audit=app.topic(settings.topics.audit, key_type=bytes, value_type=bytes),
+        control=app.topic(settings.topics.control, key_type=bytes, value_type=bytes),
     )
 
     @app.task
@@ -198,19 +330,21 @@ def register_control_plane(app: faust.App, settings: Settings, definitions: Defi
 
 def register_control_agent(app: faust.App, plane: ControlPlane, check_model: ModelCheck | None) -> None:
     """The agent that judges commands from the control topic."""
-    control = app.topic(plane.settings.topics.control, key_type=bytes, value_type=bytes)
-
-    @app.agent(control, name="control")
+    @app.agent(plane.control, name="control")
     async def apply_commands(stream: faust.StreamT) -> None:
         async for event in stream.events():
             try:
                 await plane.caught_up()
             except asyncio.TimeoutError:
                 log.warning("deployments log not caught up; judging the command on what was read")
-            result = apply_command(plane, check_model, event.message.value)
+            message = event.message
+            result = judge_signed(plane, check_model, message.key, message.value, message.headers,
+                                  plane.settings.control_max_age_s)
+            if result.reason in ("bad_signature", "stale") and plane.count_rejected is not None:
+                plane.count_rejected(CONTROL)
             if result.result == "applied" and result.state is not None:
-                await plane.topic.send(key=result.state.key.encode(), value=encode(result.state))
-            plane.audit.send_soon(key=event.message.key, value=encode(result))
+                await plane.publish(result.state)
+            plane.audit_soon(message.key, result)
 
 
 async def follow(plane: ControlPlane, app: faust.App) -> None:
@@ -231,11 +365,13 @@ async def follow(plane: ControlPlane, app: faust.App) -> None:
                 ends = await consumer.end_offsets(partitions)
             for messages in (await consumer.getmany(timeout_ms=200)).values():
                 for message in messages:
-                    plane.follow_record(message.value)
+                    plane.follow_message(message.key, message.value, message.headers)
             if (waiting or not plane.loaded.is_set()) and all(
                 [await consumer.position(tp) >= ends[tp] for tp in partitions]
             ):
-                plane.loaded.set()
+                if not plane.loaded.is_set():
+                    plane.loaded.set()
+                    plane.restore_forged()
                 for future in waiting:
                     if not future.done():
                         future.set_result(None)

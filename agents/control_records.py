@@ -10,6 +10,10 @@ record says what it is in ``kind``:
 - ``HistoryWritten`` (``history:<log>:<partition>``): a parent partition's
   history, re-keyed into a new log, through which offset.
 
+Every record of these topics written by featurestream is signed with the
+control key (``kafka_plumbing.signing``, in Kafka headers); readers follow only
+records whose signature checks.
+
 ``fs.control`` carries ``ModelCommand`` and ``CutoverCommand``; ``fs.audit``
 carries ``CommandAudit`` (every command, applied or refused) and
 ``SwitchAudit`` (the offset where a partition's primary model changed).
@@ -145,6 +149,12 @@ class CommandAudit(msgspec.Struct, tag_field="type", tag="command", kw_only=True
     command: dict[str, Any] | None = None  # as received: a refused command may be anything
     state: DeploymentRecord | None = None
     reason: str | None = None
+    # Who acted: the identity a valid signature or a bearer token attests, never
+    # the command's own ``by``; ``forged`` for a record without a valid signature.
+    by: str | None = None
+    action: str | None = None  # deploy, rollback, shadow, unshadow, cutover
+    target: str | None = None  # the model, or ``view:<name>``
+    detail: str | None = None  # what a coded reason (bad_signature, stale, unauthorized, ...) means here
 
 
 class SwitchAudit(msgspec.Struct, tag_field="type", tag="switch", kw_only=True):

@@ -36,6 +36,12 @@ class Metrics:
             buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1),
             registry=self.registry,
         )
+        self.control_rejected = Counter(
+            "featurestream_control_rejected_total",
+            "Control-plane records refused for their signature (forged, unsigned or stale), by topic role",
+            ["topic"],
+            registry=self.registry,
+        )
         self.http_errors = Counter(
             "featurestream_http_errors_total",
             "HTTP requests answered with an error, by status",

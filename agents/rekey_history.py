@@ -31,7 +31,7 @@ from agents.control_plane import ControlState
 from agents.control_records import LIVE, HistoryWritten, encode, now_iso
 from agents.control_client import control_state
 from agents.ingest_loop import ingest_group
-from kafka_plumbing import clients
+from kafka_plumbing import clients, signing
 from kafka_plumbing.log_reader import read_topic, topic_size
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
@@ -73,6 +73,7 @@ def merged_by_time(partitions: dict[int, list[dict[str, Any]]]) -> list[tuple[in
 
 async def write_history(settings: Settings, definitions: Definitions, rekey: RekeyPlan, console: Console) -> int:
     """Replay, merge and write; returns the number of records written."""
+    signer = signing.signer(settings, settings.admin_name)  # before the work: a missing key fails now
     parent_topic = settings.topics.events(rekey.parent.name)
     applied: dict[int, list[dict[str, Any]]] = {}
     with Progress(console=console) as bar:
@@ -107,7 +108,9 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
             for partition, end in rekey.ends.items():
                 record = HistoryWritten(derived=rekey.derived.name, parent=rekey.parent.name, partition=partition,
                                         through=end - 1, records=len(applied[partition]), at=now_iso())
-                await producer.send_and_wait(settings.topics.deployments, encode(record), key=record.key.encode())
+                key, value = record.key.encode(), encode(record)
+                await producer.send_and_wait(settings.topics.deployments, value, key=key,
+                                             headers=signer.headers(signing.DEPLOYMENTS, key, value))
         finally:
             await producer.stop()
     return written

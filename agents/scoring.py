@@ -307,10 +307,10 @@ class ScoringRuntime:
         previous = self.last_used.get(slot)
         if previous != version:
             self.last_used[slot] = version
-            self.audit.send_soon(key=model.encode(), value=encode(SwitchAudit(
+            self.plane.audit_soon(model.encode(), SwitchAudit(
                 model=model, previous=previous, to=version, topic=provenance.topic,
                 partition=provenance.partition, first_offset=provenance.offset, at=now_iso(),
-            )))
+            ))
 
 
 def register_scoring(

@@ -37,5 +37,5 @@ def print_verdict(verdict: "CommandAudit", applied: str) -> int:
     if verdict.result == "applied":
         console.print(f"[green]applied[/]: {applied}")
         return 0
-    console.print(f"[red]{verdict.result}[/]: {verdict.reason}")
+    console.print(f"[red]{verdict.result}[/]: {verdict.reason}" + (f" ({verdict.detail})" if verdict.detail else ""))
     return 1

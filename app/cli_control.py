@@ -3,14 +3,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+from typing import Callable
 
 from app.cli_common import console, feature_definitions, print_verdict, tables_console
 from kafka_plumbing import settings as settings_mod
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    import getpass
+def _needs_key(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Control commands sign what they send and check what they read: without
+    the control key they stop with what to set, not a traceback."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from kafka_plumbing.signing import ControlKeyError
 
+        try:
+            return command(args)
+        except ControlKeyError as exc:
+            console.print(f"[red]{exc}")
+            return 2
+    return run
+
+
+@_needs_key
+def cmd_models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from agents.control_plane import CommandError
@@ -48,7 +64,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             console.print(f"[red]{exc}")
             return 2
     try:
-        verdict = issue_sync(settings, args.name, args.action, version, by=getpass.getuser())
+        verdict = issue_sync(settings, args.name, args.action, version, by=settings.admin_name)
     except CommandError as exc:
         console.print(f"[red]{exc}")
         return 2
@@ -57,9 +73,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                           + (f", shadow v{command['shadow']}" if command.get("shadow") else ""))
 
 
+@_needs_key
 def cmd_views(args: argparse.Namespace) -> int:
-    import getpass
-
     from rich.table import Table
 
     from agents.control_client import control_state, issue_cutover
@@ -84,13 +99,12 @@ def cmd_views(args: argparse.Namespace) -> int:
         console.print("[red]views cutover needs NAME VERSION")
         return 2
     definitions.version(args.name, args.version)  # a clear error before asking the workers
-    verdict = asyncio.run(issue_cutover(settings, args.name, args.version, by=getpass.getuser()))
+    verdict = asyncio.run(issue_cutover(settings, args.name, args.version, by=settings.admin_name))
     return print_verdict(verdict, f"{args.name} now serves version {args.version}")
 
 
+@_needs_key
 def cmd_backfill(args: argparse.Namespace) -> int:
-    import getpass
-
     from app.backfill_watch import watch_fill
     from agents.control_client import issue_cutover
 
@@ -115,5 +129,5 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         console.print(f"it serves as `{view.ref}` and with ?version={view.version}; make it the default with "
                       f"`featurestream views cutover {view.name} {view.version}` (or backfill --cutover)")
         return 0
-    verdict = asyncio.run(issue_cutover(settings, view.name, view.version, by=getpass.getuser()))
+    verdict = asyncio.run(issue_cutover(settings, view.name, view.version, by=settings.admin_name))
     return print_verdict(verdict, f"{view.name} now serves version {view.version}")

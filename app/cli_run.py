@@ -19,9 +19,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from app.faust_app import create_app
     from app.read_process import ReadProcess, free_port
+    from app.tokens import TokenError, load_tokens
+    from kafka_plumbing import signing
     from kafka_plumbing.topics import ensure_topics_sync
 
     settings = settings_mod.load()
+    try:  # before touching Kafka: a worker without the key or with a bad token file stops here, saying why
+        load_tokens(settings)
+        signing.control_key(settings)
+    except (signing.ControlKeyError, TokenError) as exc:
+        console.print(f"[red]cannot start the worker: {exc}")
+        return 2
+    if not (settings.control_key or settings.control_key_file):
+        console.print(f"control key: {signing.local_key_path(settings)} (dev mode: the local broker and no "
+                      "FS_CONTROL_KEY; see docs/RELIABILITY.md)")
     definitions = feature_definitions(args)
     data_dir = Path(args.data_dir or settings.home / "worker").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

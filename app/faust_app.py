@@ -18,8 +18,9 @@ from agents.serving_snapshot import SnapshotWriter
 from agents.scoring import register_scoring
 from app import web
 from app.runtime import Runtime
+from app.tokens import load_tokens
 from tables.model_spec import model_specs
-from kafka_plumbing import clients
+from kafka_plumbing import clients, signing
 from kafka_plumbing.partition_store import PartitionStore, store_path
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
@@ -93,14 +94,17 @@ def create_app(
     placement = Placement(str(app.conf.canonical_url))
     metrics = Metrics()
     specs = model_specs(definitions)
-    plane = register_control_plane(app, settings, definitions)
+    tokens = load_tokens(settings)  # a bad token definition stops the start, as a missing key does
+    signer = signing.signer(settings, f"worker:{app.conf.canonical_url}")
+    plane = register_control_plane(app, settings, definitions, signer,
+                                   lambda role: metrics.control_rejected.labels(role).inc())
     scoring = register_scoring(app, settings, definitions, specs, metrics, plane) if specs else None
     register_control_agent(app, plane, scoring.check_command if scoring else None)
     backfill = Backfill(app, settings, plane, placement)
     store = PartitionStore(store_path(data_dir))
     sources = register_ingest(app, settings, definitions, store, metrics, plane, backfill, placement, scoring)
     backfill.watch(sources)
-    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store, tokens)
     snapshots = SnapshotWriter(store)
 
     @app.timer(SNAPSHOT_EVERY_S)

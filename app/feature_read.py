@@ -9,7 +9,7 @@ version serves, routing, readiness, filling, as-of) is decided here, once.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,12 +50,15 @@ class Forward:
     url: URL  # the worker owning the key: ask it the same request
 
 
-def read_features(side: ReadSide, view: str, entity: str, query: Mapping[str, str]) -> Answer | Forward:
+def read_features(side: ReadSide, view: str, entity: str, query: Mapping[str, str],
+                  visible: Callable[[str], bool] = lambda name: True) -> Answer | Forward:
+    """``visible``: whether the caller may see a view's name (a tenant sees its own only)."""
     definitions = side.definitions
     control = side.control()
-    versions = definitions.versions(view) if view in definitions.names else None
+    known = sorted(name for name in definitions.names if visible(name))
+    versions = definitions.versions(view) if view in known else None
     if versions is None:
-        return Answer(404, error_body("unknown_view", f"no view {view!r}; known: {sorted(definitions.names)}"))
+        return Answer(404, error_body("unknown_view", f"no view {view!r}; known: {known}"))
     if "version" in query:
         try:
             definition = versions[int(query["version"])]

@@ -46,6 +46,12 @@ def _with_limits(paths: dict[str, Any]) -> dict[str, Any]:
             for path, methods in paths.items()}
 
 
+def _gated(scope: str, setting: str) -> dict[str, Any]:
+    """The answers of a route that needs a ``scope`` token when ``setting`` is on."""
+    return {"401": _error(f"no or unknown bearer token (only when {setting} is on)"),
+            "403": _error(f"the token has no {scope!r} scope (only when {setting} is on)")}
+
+
 _NOT_READY = _error("the worker is joining the group or restoring state, or the key's owner did not answer (owner_unreachable)")
 
 
@@ -71,6 +77,7 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                     "404": _error("unknown view, version or entity"),
                     "409": _error("as_of is older than the history kept for the entity"),
                     "503": _error("not ready, or this version is still being filled"),
+                    **_gated("read", "FS_REQUIRE_READ_TOKEN"),
                 },
             }},
             "/score": {"post": {
@@ -90,14 +97,17 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                     "409": _error("no model is deployed for the source"),
                     "422": _error("the model could not score the event"),
                     "503": _error("not ready, or a view the model reads is still being filled"),
+                    **_gated("score", "FS_REQUIRE_SCORE_TOKEN"),
                 },
             }},
             "/models": {"get": {
                 "summary": "Models of the feature module: registry versions and the accepted deployment",
-                "responses": {"200": _json("models"), "409": _error("the registry cannot be read")},
+                "responses": {"200": _json("models"), "409": _error("the registry cannot be read"),
+                              **_gated("read", "FS_REQUIRE_READ_TOKEN")},
             }},
             "/models/{name}/deploy": {"post": {
-                "summary": "Publish a deploy, rollback, shadow or unshadow command (needs Authorization: Bearer <token>)",
+                "summary": "Publish a signed deploy, rollback, shadow or unshadow command "
+                           "(needs Authorization: Bearer <token> with the admin scope; audited under the token's name)",
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -109,13 +119,13 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                 "responses": {
                     "202": _json("command accepted for the control plane"),
                     "400": _error("body is not a JSON object, or the command is invalid"),
-                    "401": _error("missing or wrong bearer token"),
-                    "403": _error("write routes are off (no FS_ADMIN_TOKEN)"),
+                    "401": _error("no or unknown bearer token"),
+                    "403": _error("the token has no admin scope, or no admin token is configured"),
                     "404": _error("unknown model or version"),
                 },
             }},
             "/views": {"get": {"summary": "Every version of every view: serving or not, fill status per partition",
-                               "responses": {"200": _json("views")}}},
+                               "responses": {"200": _json("views"), **_gated("read", "FS_REQUIRE_READ_TOKEN")}}},
             "/stats": {"get": {"summary": "Per-partition ingest outcome counts", "responses": {"200": _json("counts")}}},
             "/healthz": {"get": {"summary": "Liveness and readiness",
                                  "responses": {"200": _json("ready"), "503": _json("live, not ready yet")}}},

@@ -39,6 +39,8 @@ from agents.serving_snapshot import META_KEY, ServingSnapshot, decode
 from agents.source_state import partition_stores
 from app.feature_read import Forward, read_features
 from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
+from app.tokens import READ, load_tokens
+from app.web_auth import judge, sees_view
 from app.web_common import error_body
 from app.web_server import HardenedRunner, HttpLimits, json_errors
 from kafka_plumbing.partition_store import PartitionStore, store_path
@@ -57,7 +59,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-
 
 
 class Follower:
-    """The worker's store as this process sees it, and its latest serving snapshot."""
+    """The worker's store as this process sees it, and its latest serving snapshot;
+    with the settings, tokens and definitions a request is judged by (``app.web_auth.AuthContext``)."""
 
     def __init__(self, settings: Settings, definitions: Definitions, data_dir: Path) -> None:
         secondary = data_dir / "partition-state-reader"
@@ -65,6 +68,7 @@ class Follower:
         self.store = PartitionStore(store_path(data_dir), secondary=secondary)
         self.settings = settings
         self.definitions = definitions
+        self.tokens = load_tokens(settings)
         self.processors = {
             name: SourceProcessor(source, definitions.views_of(name), tuple(d.name for d in definitions.derived_of(name)))
             for name, source in definitions.sources.items()
@@ -151,7 +155,13 @@ class Reader:
         self.follower.catch_up()
 
     async def features(self, request: web.Request) -> web.Response:
-        answer = read_features(self.side, request.match_info["view"], request.match_info["entity"], request.query)
+        follower = self.follower
+        decision = judge(follower, request, READ)
+        if decision.status != 200:
+            return web.json_response(error_body(decision.error or "unauthorized", decision.detail or ""),
+                                     status=decision.status)
+        answer = read_features(self.side, request.match_info["view"], request.match_info["entity"], request.query,
+                               lambda name: sees_view(follower, decision, name))
         if isinstance(answer, Forward):
             assert self.client is not None
             status, body = await forward(self.client, answer.url, request)

@@ -12,6 +12,7 @@ from agents.placement import Placement
 from agents.scoring import ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from kafka_plumbing.partition_store import PartitionStore
+from app.tokens import TokenTable
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 
@@ -28,3 +29,4 @@ class Runtime:
     backfill: Backfill
     placement: Placement
     store: PartitionStore  # the partition store every source's state is flushed to
+    tokens: TokenTable

@@ -24,6 +24,8 @@ from app.openapi import openapi
 from app.feature_read import Forward, read_features
 from app.routing import forward, owner
 from app.runtime import Runtime
+from app.tokens import READ
+from app.web_auth import admit, sees_view
 from app.web_common import RUNTIME, RuntimeView, error_body, iso
 from tables.dsl import FeatureView
 from tables.processor import SourceProcessor, Stores, stream_time
@@ -63,9 +65,14 @@ class RuntimeReadSide:
 
 class FeatureValues(RuntimeView):
     async def get(self, request: Request, view: str, entity: str) -> Response:
-        answer = read_features(RuntimeReadSide(self.runtime), view, entity, request.query)
+        decision, denied = admit(self, request, READ)
+        if denied is not None:
+            return denied
+        runtime = self.runtime
+        answer = read_features(RuntimeReadSide(runtime), view, entity, request.query,
+                               lambda name: sees_view(runtime, decision, name))
         if isinstance(answer, Forward):
-            status, routed = await forward(self.runtime.app.http_client, answer.url, request)
+            status, routed = await forward(runtime.app.http_client, answer.url, request)
             return self.json(routed, status=status)
         return self.json(answer.body, status=answer.status)
 
@@ -73,8 +80,12 @@ class FeatureValues(RuntimeView):
 class Views(RuntimeView):
     async def get(self, request: Request) -> Response:
         """Every version of every view: which one serves, and where each is filled."""
+        decision, denied = admit(self, request, READ)
+        if denied is not None:
+            return denied
         runtime = self.runtime
-        return self.json({"views": [view_status(runtime.plane, v) for v in runtime.definitions.views.values()]})
+        return self.json({"views": [view_status(runtime.plane, v) for v in runtime.definitions.views.values()
+                                    if sees_view(runtime, decision, v.name)]})
 
 
 class Stats(RuntimeView):

@@ -7,7 +7,6 @@ event is not applied) and scores it through the stream's own scoring path
 (``ScoringRuntime.score_event``), so it refuses for the same reasons."""
 from __future__ import annotations
 
-import hmac
 import json
 import uuid
 from dataclasses import asdict
@@ -17,13 +16,15 @@ import msgspec
 from faust.web import Request, Response
 
 from agents.control_plane import CommandError
-from agents.control_records import encode, now_iso
+from agents.control_records import CommandAudit, now_iso
 from agents.readiness import is_ready
 from agents.scoring import SCORING_FAILED, VIEW_FILLING, Provenance, Scored, desired_state
 from agents.source_runtime import SourceRuntime
 from app.routing import NoOwner, forward, owner
 from tables.partitioning import key_partition
 from app.runtime import Runtime
+from app.tokens import READ, SCORE
+from app.web_auth import admit, admit_admin, sees_model, sees_source
 from app.web_common import RuntimeView, error_body
 from models.registry import RegistryError
 from tables import validation
@@ -35,11 +36,16 @@ REFUSAL_STATUS = {VIEW_FILLING: 503, SCORING_FAILED: 422}
 
 class Models(RuntimeView):
     async def get(self, request: Request) -> Response:
+        decision, denied = admit(self, request, READ)
+        if denied is not None:
+            return denied
         scoring = self.runtime.scoring
         if scoring is None:
             return self.json({"models": []})
         out = []
         for name, spec in scoring.specs.items():
+            if not sees_model(self.runtime, decision, name, spec.source):
+                continue  # another tenant's
             try:
                 versions = [
                     {"version": mv.version, "created_at": mv.metadata.get("created_at"),
@@ -57,18 +63,21 @@ class Models(RuntimeView):
 class Deploy(RuntimeView):
     async def post(self, request: Request, name: str) -> Response:
         runtime = self.runtime
-        settings, scoring = runtime.settings, runtime.scoring
-        if not settings.admin_token:
-            return self.json(error_body("forbidden", "write routes are off: set FS_ADMIN_TOKEN on the worker"), status=403)
-        supplied = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {settings.admin_token}".encode()):
-            return self.json(error_body("unauthorized", "send Authorization: Bearer <token>"), status=401)
-        if scoring is None or name not in scoring.specs:
-            return self.json(error_body("unknown_model", f"no model {name!r}"), status=404)
+        scoring = runtime.scoring
         body = await _json_body(request)
+        action = body.get("action", "deploy") if isinstance(body, dict) else "deploy"
+        decision, denied = admit_admin(self, request, str(action)[:40], name[:200])
+        if denied is not None:
+            return denied
+        if scoring is None or name not in scoring.specs or not sees_model(
+                runtime, decision, name, scoring.specs[name].source):
+            # audited: a tenant's admin reaching for another tenant's model is worth knowing about
+            runtime.plane.audit_soon(name[:200].encode(), CommandAudit(
+                at=now_iso(), result="refused", by=decision.identity, action=str(action)[:40], target=name[:200],
+                reason="unknown_model", detail=f"HTTP {request.method} {request.path}"))
+            return self.json(error_body("unknown_model", f"no model {name!r}"), status=404)
         if not isinstance(body, dict):
             return self.json(error_body("bad_request", "body must be a JSON object"), status=400)
-        action = body.get("action", "deploy")
         version = body.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             return self.json(error_body("bad_request", "version must be an integer"), status=400)
@@ -81,9 +90,9 @@ class Deploy(RuntimeView):
             command = desired_state(scoring.deployments.get(name), action, name, version)
         except CommandError as exc:
             return self.json(error_body("bad_request", str(exc)), status=400)
-        command.id, command.by, command.at = uuid.uuid4().hex, "http", now_iso()
-        control = runtime.app.topic(settings.topics.control, key_type=bytes, value_type=bytes)
-        await control.send(key=name.encode(), value=encode(command))
+        command.id, command.by, command.at = uuid.uuid4().hex, decision.identity, now_iso()
+        # Signed by this worker on behalf of the token's name: the control agent audits that identity.
+        await runtime.plane.send_command(name.encode(), command, by=decision.identity)
         return self.json({"status": "accepted", "command": msgspec.to_builtins(command)}, status=202)
 
 
@@ -93,13 +102,16 @@ def _builtins(record: msgspec.Struct | None) -> Any:
 
 class Score(RuntimeView):
     async def post(self, request: Request) -> Response:
+        decision, denied = admit(self, request, SCORE)
+        if denied is not None:
+            return denied
         runtime = self.runtime
         scoring = runtime.scoring
         raw = await request.read()
         source_name = request.query.get("source") or (
             next(iter(scoring.specs.values())).source if scoring and scoring.specs else ""
         )
-        if source_name not in runtime.sources:
+        if source_name not in runtime.sources or not sees_source(runtime, decision, source_name):
             return self.json(error_body("unknown_source", f"no source {source_name!r}"), status=404)
         source_rt = runtime.sources[source_name]
         checked = validation.validate(source_rt.source, raw, runtime.settings.max_payload_bytes)

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from dev_tooling import flights_data, kafka_local
 from dev_tooling.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
-from kafka_plumbing import clients
+from kafka_plumbing import clients, signing
 from kafka_plumbing.clients import stop_consumer
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
@@ -51,7 +51,11 @@ def _ensure_worker(settings: Settings, web_port: int) -> WorkerHandle:
     if pid_file.exists() and alive(int(pid_file.read_text())):
         handle = WorkerHandle(int(pid_file.read_text()), url, settings.home / "worker.log")
     else:
-        handle = start_worker(web_port, settings.home / "worker", settings.home / "worker.log")
+        # Dev mode (no key configured): the demo and its worker share the local key file.
+        signing.control_key(settings)
+        key_env = ({} if settings.control_key or settings.control_key_file
+                   else {"FS_CONTROL_KEY_FILE": str(signing.local_key_path(settings))})
+        handle = start_worker(web_port, settings.home / "worker", settings.home / "worker.log", env=key_env)
         pid_file.write_text(str(handle.pid))
     with console.status(f"waiting for the worker on {url} (log: {handle.log_path})"):
         wait_ready(handle)

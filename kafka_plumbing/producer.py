@@ -84,13 +84,15 @@ async def produce(
 
 
 async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
-                      partition: int | None = None) -> None:
-    """Send records byte for byte (tests and tooling use it for malformed input);
-    ``partition``: into that partition, whatever their keys."""
+                      partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
+    """Send records byte for byte, each with ``headers`` (tests and tooling use it
+    for malformed input and forged control records); ``partition``: into that
+    partition, whatever their keys."""
     producer = clients.producer(settings, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=value, key=key, partition=partition) for key, value in records]
+        futures = [await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
+                   for key, value in records]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -5,6 +5,7 @@ configured without flags; CLI flags override them per command.
 """
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,17 @@ def _env(name: str, default: str) -> str:
 def _path_env(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value).resolve() if value else None
+
+
+def _flag_env(name: str) -> bool:
+    return _env(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a container user without a name
+        return "admin"
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -41,8 +53,27 @@ class Settings:
         )
     )
     registry_dir: Path = field(default_factory=lambda: Path(_env("FS_REGISTRY", ".featurestream/registry")).resolve())
-    # Bearer token for write routes (deploy); empty disables them.
+    # One bearer token with every scope, named ``admin`` (kept from before scoped tokens).
     admin_token: str = field(default_factory=lambda: _env("FS_ADMIN_TOKEN", ""))
+    # Scoped bearer tokens ``name:scope[,scope]:token;...`` and/or a file of them
+    # (JSON, or one ``name:scopes:token`` a line); see app/tokens.py.
+    tokens: str = field(default_factory=lambda: _env("FS_TOKENS", ""))
+    tokens_file: Path | None = field(default_factory=lambda: _path_env("FS_TOKENS_FILE"))
+    # Reads (GET /features, /views, /models, /stats) need a ``read`` token; POST /score a ``score`` one.
+    require_read_token: bool = field(default_factory=lambda: _flag_env("FS_REQUIRE_READ_TOKEN"))
+    require_score_token: bool = field(default_factory=lambda: _flag_env("FS_REQUIRE_SCORE_TOKEN"))
+    # Tenants ``tenant:name[,name];...``: each owns sources, views and models (by name; a source
+    # brings its views, re-keyed logs and models).  With tenants, reads and scoring need tokens.
+    tenants: str = field(default_factory=lambda: _env("FS_TENANTS", ""))
+    # The HMAC key that signs control records (kafka_plumbing/signing.py): held by
+    # admins and workers; the file is read when the variable is empty.
+    control_key: str = field(default_factory=lambda: _env("FS_CONTROL_KEY", ""))
+    control_key_file: Path | None = field(default_factory=lambda: _path_env("FS_CONTROL_KEY_FILE"))
+    # Who the command line signs commands as.
+    admin_name: str = field(default_factory=lambda: _env("FS_ADMIN_NAME", _os_user()))
+    # A signed command older than this (or this far in the future) is refused as stale:
+    # a command copied off the control topic cannot be replayed later.
+    control_max_age_s: float = field(default_factory=lambda: float(_env("FS_CONTROL_MAX_AGE_S", "300")))
     web_port: int = field(default_factory=lambda: int(_env("FS_WEB_PORT", "6066")))
     features_module: str = field(default_factory=lambda: _env("FS_FEATURES", "tables.flights"))
     app_id: str = field(default_factory=lambda: _env("FS_APP_ID", "featurestream"))
@@ -117,11 +148,27 @@ class Settings:
             "FS_FLUSH_MS": str(self.flush_ms),
             "FS_READ_PROCESS": "1" if self.read_process else "0",
         }
+        env.update(self.auth_env())
         if self.kafka_bootstrap:
             env["FS_KAFKA_BOOTSTRAP"] = self.kafka_bootstrap
         else:
             env["FS_KAFKA_PORT"] = str(self.kafka_port)
         return {**env, **self.security_env()}
+
+    def auth_env(self) -> dict[str, str]:
+        """The control-key and token variables of these settings that are set."""
+        values: dict[str, str | Path | None] = {
+            "FS_CONTROL_KEY": self.control_key,
+            "FS_CONTROL_KEY_FILE": self.control_key_file,
+            "FS_ADMIN_TOKEN": self.admin_token,
+            "FS_TOKENS": self.tokens,
+            "FS_TOKENS_FILE": self.tokens_file,
+            "FS_REQUIRE_READ_TOKEN": "1" if self.require_read_token else "",
+            "FS_REQUIRE_SCORE_TOKEN": "1" if self.require_score_token else "",
+            "FS_TENANTS": self.tenants,
+            "FS_CONTROL_MAX_AGE_S": str(self.control_max_age_s),
+        }
+        return {name: str(value) for name, value in values.items() if value}
 
     def security_env(self) -> dict[str, str]:
         """The FS_KAFKA_* security variables of these settings that are set."""

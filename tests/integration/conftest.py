@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("featurestream")
-    base = load()
+    # Workers and commands sign control records with this key (kafka_plumbing.signing).
+    base = replace(load(), control_key=secrets.token_urlsafe(32))
     if base.kafka_bootstrap:  # an existing cluster was named: use it, start nothing
         yield replace(base, home=home, topic_prefix=f"it{uuid.uuid4().hex[:6]}")
         return

@@ -15,6 +15,7 @@ import pytest
 
 from dev_tooling import flights_data
 from kafka_plumbing.producer import produce, produce_raw
+from kafka_plumbing.signing import CONTROL, Signer
 from models.registry import Registry
 from tables.model_spec import model_specs
 from models.h2o_session import h2o_session, upload_frame
@@ -186,10 +187,13 @@ def test_bad_models_and_commands_are_refused_while_serving_goes_on(worker: Worke
     gone = worker.cli("models", "deploy", "flight_delay", "4")
     assert gone.returncode == 2
 
-    # a hand-written command for a version that does not exist reaches the worker directly
-    command = {"model": "flight_delay", "primary": 77, "shadow": None, "previous": 1, "id": "raw-1", "action": "deploy"}
-    asyncio.run(produce_raw(worker.settings, worker.settings.topics.control, [(b"flight_delay", json.dumps(command).encode())]))
-    asyncio.run(produce_raw(worker.settings, worker.settings.topics.control, [(b"flight_delay", b"{broken json")]))
+    # a hand-written command for a version that does not exist reaches the worker directly, signed by a key holder
+    signer = Signer(worker.settings.control_key.encode(), "tester")
+    command = json.dumps({"model": "flight_delay", "primary": 77, "shadow": None, "previous": 1, "id": "raw-1",
+                          "action": "deploy"}).encode()
+    for value in (command, b"{broken json"):
+        asyncio.run(produce_raw(worker.settings, worker.settings.topics.control, [(b"flight_delay", value)],
+                                headers=signer.headers(CONTROL, b"flight_delay", value)))
     time.sleep(2)
     audit = decode(consume_all(worker.settings, worker.settings.topics.audit))
     verdicts = [a for a in audit if a.get("type") == "command" and a.get("result") == "refused"]
