@@ -48,8 +48,8 @@ def partition_stores(store: PartitionStore, source: str, views: list[FeatureView
 @dataclass
 class PartitionState:
     changes: dict[bytes, bytes | None]  # encoded by the last flush, not yet in the local store
-    flushed: Stores  # the last flush: what reads see
-    live: WriteBehind  # the agent's batch over ``flushed``
+    live: WriteBehind  # the agent's batch, over the store with ``changes`` on top
+    written: Stores  # what reads see: flushes once written locally, as the read process sees them
 
 
 class SourceState:
@@ -64,8 +64,12 @@ class SourceState:
 
     def _open(self, partition: int) -> PartitionState:
         changes: dict[bytes, bytes | None] = {}
-        flushed = partition_stores(self.store, self.source, self.views, partition, changes)
-        return PartitionState(changes, flushed, WriteBehind(flushed))
+        backing = partition_stores(self.store, self.source, self.views, partition, changes)
+        # Reads skip ``changes``: the worker's own reads and its read process's
+        # (which follows the store) then answer alike, and /stats never counts
+        # a flush a read cannot see yet.
+        written = partition_stores(self.store, self.source, self.views, partition)
+        return PartitionState(changes, WriteBehind(backing), written)
 
     def owns(self, partition: int) -> bool:
         """Restored and not revoked since: its state is this worker's to read and write."""
@@ -75,7 +79,8 @@ class SourceState:
         return self.partitions[partition].live.stores
 
     def flushed(self, partition: int) -> Stores:
-        return self.partitions[partition].flushed
+        """The partition's flushes written locally: what reads see."""
+        return self.partitions[partition].written
 
     def clock(self, partition: int, clock_key: str) -> PartitionClock | None:
         """The agent's clock of a partition (None when not owned or no event yet)."""

@@ -52,7 +52,7 @@ from tables.state import PartitionClock
 
 log = logging.getLogger("featurestream.reader")
 
-CATCH_UP_GAP_S = 0.01  # catch-ups cost about 1 ms: writes signalled closer together are caught up with at once
+CATCH_UP_GAP_S = 0.01  # with no read asking sooner, a write is caught up with this long after its signal
 # Not passed on by the proxy: hop-by-hop headers, and the body's encoding
 # (aiohttp has decoded the body it hands on, both ways).
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade", "content-encoding"}
@@ -139,23 +139,44 @@ class Reader:
         self.internal = internal
         self.client: aiohttp.ClientSession | None = None
         self.pending: asyncio.TimerHandle | None = None
+        self.dirty = False  # signalled since the last catch-up
+        self.signals = sys.stdin.fileno()  # one byte per write of the worker's; closed when it exits
+        self.gone = asyncio.Event()
 
     def signalled(self) -> None:
-        """The worker wrote: catch up now, or shortly if it just did (a burst of flushes is one catch-up)."""
-        if self.pending is not None:
-            return
-        wait = self.follower.caught_up_at + CATCH_UP_GAP_S - time.monotonic()
-        if wait <= 0:
-            self.follower.catch_up()
-        else:
-            self.pending = asyncio.get_running_loop().call_later(wait, self._catch_up_later)
+        """The worker wrote: catch up before the next read, and soon anyway (a
+        burst of flushes is one catch-up; each costs about 1 ms)."""
+        self.dirty = True
+        if self.pending is None:
+            self.pending = asyncio.get_running_loop().call_later(CATCH_UP_GAP_S, self._catch_up_later)
 
     def _catch_up_later(self) -> None:
         self.pending = None
-        self.follower.catch_up()
+        self.current()
+
+    def current(self) -> None:
+        """Up to date with every write the worker has signalled so far, so a read
+        that follows anything the worker answered (its /stats) sees that state."""
+        self.drain()
+        if self.dirty:
+            self.dirty = False
+            self.follower.catch_up()
+
+    def drain(self) -> None:
+        """Signals waiting in the pipe, read now rather than on the loop's next turn."""
+        try:
+            data = os.read(self.signals, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            self.dirty = True
+        else:  # the worker is gone: so is its read process
+            asyncio.get_running_loop().remove_reader(self.signals)
+            self.gone.set()
 
     async def features(self, request: web.Request) -> web.Response:
         follower = self.follower
+        self.current()
         decision = judge(follower, request, READ)
         if decision.status != 200:
             return web.json_response(error_body(decision.error or "unauthorized", decision.detail or ""),
@@ -170,6 +191,7 @@ class Reader:
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         response = await self.proxy(request)
+        self.current()
         if response.status == 200 and not self.side.ready():
             return web.json_response({"status": "starting", "live": True, "ready": False,
                                       "detail": "the read process has not seen the worker ready yet"}, status=503)
@@ -204,22 +226,14 @@ def build(reader: Reader, limits: HttpLimits) -> web.Application:
 
 async def serve(reader: Reader, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
-    gone = asyncio.Event()
-    stdin = sys.stdin.fileno()
-    os.set_blocking(stdin, False)
+    os.set_blocking(reader.signals, False)
 
     def on_signal() -> None:
-        try:
-            data = os.read(stdin, 65536)
-        except BlockingIOError:
-            return
-        if not data:  # the worker is gone: so is its read process
-            loop.remove_reader(stdin)
-            gone.set()
-            return
-        reader.signalled()
+        reader.drain()
+        if reader.dirty:
+            reader.signalled()
 
-    loop.add_reader(stdin, on_signal)
+    loop.add_reader(reader.signals, on_signal)
     reader.follower.catch_up()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
         reader.client = client
@@ -230,7 +244,7 @@ async def serve(reader: Reader, host: str, port: int) -> None:
         await site.start()
         log.info("read process serving on %s:%s, worker's web server at %s", host, port, reader.internal)
         try:
-            await gone.wait()
+            await reader.gone.wait()
         finally:
             await runner.cleanup()
 
