@@ -11,6 +11,7 @@ import asyncio
 import datetime
 import ipaddress
 import json
+import secrets
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,8 +109,9 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
         pytest.skip("FS_KAFKA_BOOTSTRAP names an external cluster; this test needs its own local broker")
     work = tmp_path_factory.mktemp("tls")
     certificates = make_certificates(work)
+    # a cluster named by FS_KAFKA_BOOTSTRAP has no dev-mode key: the test brings its own
     plain = replace(base, home=work / "home", kafka_port=kafka_local.free_port(), topic_prefix="tls",
-                    app_id="fs-tls", registry_dir=work / "registry")
+                    app_id="fs-tls", registry_dir=work / "registry", control_key=secrets.token_urlsafe(32))
     ssl_port = kafka_local.free_port()
     while ssl_port in (plain.kafka_port, plain.kafka_port + 1):  # port+1 is the controller's if free
         ssl_port = kafka_local.free_port()
