@@ -76,11 +76,9 @@ class Follower:
         self.snapshot: ServingSnapshot | None = None
         self.control = ControlState(definitions)
         self.stores: dict[tuple[str, int], Stores] = {}
-        self.caught_up_at = 0.0
 
     def catch_up(self) -> None:
         self.store.catch_up()
-        self.caught_up_at = time.monotonic()
         raw = self.store.get_meta(META_KEY)
         if raw is None:
             return
