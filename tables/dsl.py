@@ -81,11 +81,11 @@ class Source:
             self, name=f"{self.name}.by_{entity}", key=entity, required=required, parent=self.name
         )
 
-    @property
+    @functools.cached_property  # read for every event
     def lateness_ms(self) -> int:
         return duration_ms(self.lateness) or 0
 
-    @property
+    @functools.cached_property
     def history_ms(self) -> int:
         """How far behind its newest event an entity must still accept events."""
         return self.lateness_ms + ((duration_ms(self.rekey_skew) or 0) if self.parent else 0)

@@ -102,17 +102,22 @@ class ViewWindows:
         if state is None:
             state = self.new_state()
         out: dict[str, Any] = {}
+        # Features of one hop and window read the same tiles: found once, in start order.
+        in_window: dict[tuple[int, int], list[Tile]] = {}
         for slot in self._slots:
             feat, agg = slot.feature, slot.feature.agg
             if slot.group is None:
                 out[feat.name] = agg.finalize(state.life[slot.index])
                 continue
-            hop = feat.hop_ms or 0
-            tiles = state.tiles.get(slot.group, {})
-            irs = [tile.irs[slot.index] for start in
-                   range(floor_to(time_ms - (feat.window_ms or 0), hop), floor_to(time_ms, hop) + 1, hop)
-                   if (tile := tiles.get(start)) is not None]
-            out[feat.name] = agg.finalize(agg.merge_all(irs))
+            hop, window = slot.group, feat.window_ms or 0
+            tiles = in_window.get((hop, window))
+            if tiles is None:
+                held = state.tiles.get(hop, {})
+                tiles = in_window[(hop, window)] = [
+                    tile for start in range(floor_to(time_ms - window, hop), floor_to(time_ms, hop) + 1, hop)
+                    if (tile := held.get(start)) is not None
+                ]
+            out[feat.name] = agg.finalize(agg.merge_all([tile.irs[slot.index] for tile in tiles]))
         return out
 
     def as_of(self, state: State | None, at_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
