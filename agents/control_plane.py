@@ -186,6 +186,13 @@ class ControlPlane(ControlState):
     # Waiters for the follower to reach the log's current end (see ``caught_up``).
     sync_requests: list[asyncio.Future] = field(default_factory=list)
     count_rejected: Callable[[str], None] | None = None  # the worker's metric, by topic role
+    # Told of every record followed: the worker's read process learns of it at once (agents.serving_snapshot).
+    on_change: Callable[[], None] | None = None
+
+    def follow(self, record: DeploymentRecord) -> None:
+        super().follow(record)
+        if self.on_change is not None:
+            self.on_change()
 
     def on_rejected(self, key: bytes | None, reason: str) -> None:
         if self.count_rejected is not None:
@@ -344,6 +351,9 @@ def register_control_agent(app: faust.App, plane: ControlPlane, check_model: Mod
                 plane.count_rejected(CONTROL)
             if result.result == "applied" and result.state is not None:
                 await plane.publish(result.state)
+                # Followed here at once too (again when read back, the same state): a read
+                # this worker answers after the verdict serves what the verdict says.
+                plane.follow(result.state)
             plane.audit_soon(message.key, result)
 
 

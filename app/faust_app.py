@@ -107,9 +107,14 @@ def create_app(
     runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store, tokens)
     snapshots = SnapshotWriter(store)
 
-    @app.timer(SNAPSHOT_EVERY_S)
-    async def publish_serving_snapshot() -> None:
+    def write_snapshot() -> None:
         snapshots.write(serving_snapshot.take(is_ready(app, placement), placement, sources, plane))
+
+    plane.on_change = write_snapshot  # a cut-over or a fill status: at once
+
+    @app.timer(SNAPSHOT_EVERY_S)
+    async def publish_serving_snapshot() -> None:  # readiness and rebalances: within this period
+        write_snapshot()
 
     web.register(runtime)
     return runtime
