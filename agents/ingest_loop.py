@@ -198,6 +198,7 @@ class IngestLoop:
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         self.generation += 1
         self.placement.ready = False
+        self.placement.changed()  # the read process stops answering for these partitions now
         for agent in self.agents.values():
             await agent.drain()  # written and committed while still ours
         for agent in self.agents.values():
@@ -208,4 +209,5 @@ class IngestLoop:
             await agent.assigned(assigned)
         self.placement.assigned = frozenset(assigned)
         self.placement.ready = True
+        self.placement.changed()
         log.info("ingest: assigned %s", ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(assigned)) or "nothing")

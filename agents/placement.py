@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
@@ -27,9 +28,15 @@ class Placement:
     owners: dict[str, dict[int, str]] = field(default_factory=dict)  # topic -> partition -> worker URL
     assigned: frozenset[TopicPartition] = frozenset()
     ready: bool = False  # joined, and the assigned partitions restored; False while rebalancing
+    # Told when a rebalance starts or ends: the worker's read process learns of it at once.
+    on_change: Callable[[], None] | None = None
 
     def owner(self, topic: str, partition: int) -> str | None:
         return self.owners.get(topic, {}).get(partition)
+
+    def changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
 
 class IngestAssignor(AbstractPartitionAssignor):

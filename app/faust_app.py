@@ -110,10 +110,11 @@ def create_app(
     def write_snapshot() -> None:
         snapshots.write(serving_snapshot.take(is_ready(app, placement), placement, sources, plane))
 
-    plane.on_change = write_snapshot  # a cut-over or a fill status: at once
+    plane.on_change = write_snapshot  # a cut-over, a fill status, a rebalance: at once
+    placement.on_change = write_snapshot
 
     @app.timer(SNAPSHOT_EVERY_S)
-    async def publish_serving_snapshot() -> None:  # readiness and rebalances: within this period
+    async def publish_serving_snapshot() -> None:  # the rest of readiness (Faust's own group): within this period
         write_snapshot()
 
     web.register(runtime)
