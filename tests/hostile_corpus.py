@@ -160,6 +160,8 @@ def corpus(anchor: dict, old: dict, recent: list[dict], partitions: int) -> list
     for value in (-0.0, 5e-324, 1e308, -1e308):
         send("extreme finite numbers", event(origin=f"NUM{value!r}", dep_delay=value), "applied")
     send("extreme finite numbers", event(flight=2**63 - 1, sched_dep_time=-(2**63)), "applied")
+    for _ in range(2):  # each finite, their sum is not: the entity's sum overflows to infinity
+        send("extreme finite numbers", event(origin="OVERFLOW", dep_delay=1.5e308), "applied")
 
     # -- size and nesting ------------------------------------------------------------
     limit = 64 * 1024
@@ -240,7 +242,7 @@ def corpus(anchor: dict, old: dict, recent: list[dict], partitions: int) -> list
     raw("null Kafka key", encode(event()), "applied", None, right, entity=home)  # judged by origin
     raw("null Kafka key", encode(event()), "wrong_partition", None, (right + 1) % partitions)
     raw("null Kafka key", b"{nope", "invalid_json", None, right)
-    raw("null Kafka key", None, "invalid_json", None, right)
+    raw("null Kafka key", b"", "invalid_json", None, right)  # (a null value needs a key: the client refuses)
     for key in (b"\xff\xfe", b"", b"x" * 10_000):  # the Kafka key is not judged, the origin is
         raw("odd Kafka keys", encode(event()), "applied", key, right, entity=home)
     other = next(o for o in ("EWR", "JFK", "LGA") if key_partition(o, partitions) != right)
