@@ -141,6 +141,7 @@ def corpus(anchor: dict, old: dict, recent: list[dict], partitions: int) -> list
     send("extra fields (ignored)", event(extra="kept", nested={"a": [1, {"b": None}]}), "applied")
     send("extra fields (ignored)", event(**{f"x{i}": i for i in range(3000)}), "applied")
     send("extra fields (ignored)", event(**{"": "empty name", "dep_delay ": "spaced name"}), "applied")
+    send("missing field (null)", event(dest="", carrier=""), "applied")  # empty is present: only null is missing
     # duplicate member names: the last one wins (Python's json, the one parser online and offline)
     doubled = encode(event(origin="LGA"))[:-1] + b',"origin":"EWR"}'
     raw("duplicate member names", doubled, "applied", b"EWR", kafka_partition(b"EWR", partitions), entity="EWR")
@@ -218,6 +219,7 @@ def corpus(anchor: dict, old: dict, recent: list[dict], partitions: int) -> list
     send("timestamps far past or future", event(event_time=t0), "applied")  # epoch milliseconds
     east = datetime.fromtimestamp(t0 / 1000, tz=timezone(timedelta(hours=14))).isoformat()
     send("timestamps far past or future", event(event_time=east), "applied")  # the same instant, at +14:00
+    send("timestamps far past or future", event(event_time=iso(t0).replace(".000Z", ".000000001Z")), "applied")
     send("late events", event(event_time=iso(t0 - 2 * 3600_000)), "late")
     send("late events", event(event_time=iso(t0 - 3600_000 - 60_000)), "late")
     send("late events", event(event_time=iso(t0 - 30 * 60_000)), "applied")  # inside the lateness

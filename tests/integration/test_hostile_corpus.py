@@ -24,6 +24,7 @@ from kafka_plumbing.producer import produce, produce_raw
 from tests.conftest import SUMMARY_LINES
 from tests.hostile_corpus import BEFORE, HOSTILE_KEYS, PARTITIONS, Hostile, anchors, corpus
 from tests.integration.conftest import Worker, consume_until
+from tests.integration.noise import iso
 
 AFTER = 500  # real departures published after the corpus: the worker must still apply them
 OUTCOMES = ("applied", "late", "duplicate", "invalid")
@@ -212,6 +213,13 @@ def test_hostile_entity_names_read_back_as_json(worker: Worker, run: dict[str, A
         elif status == 200 or set(body) != {"error", "detail"}:  # unknown or unaddressable: a JSON 4xx
             wrong.append((entity[:40], status, str(body)[:200]))
     assert wrong == [], wrong
+    # Two finite 1.5e308 delays overflow the entity's sum: read as of their time, the body carries
+    # JSON's non-standard Infinity (documented in docs/RELIABILITY.md, not fixed)
+    at = flights_data.event_time_ms(run["before"][-1])
+    status, body = worker.get(f"/features/origin_traffic/OVERFLOW?as_of={urllib.parse.quote(iso(at))}")
+    assert status == 200, body
+    not_finite += [f"OVERFLOW as of its time: {k}={v}" for k, v in body["features"].items()
+                   if isinstance(v, float) and not math.isfinite(v)]
     summary(f"hostile corpus: {sum(statuses.values())} reads of hostile entity names over HTTP: "
             + ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items())) + f", no 5xx; "
-            f"{len(not_finite)} bodies carry a non-finite value ({not_finite})")
+            f"non-finite values served: {not_finite}")
