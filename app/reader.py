@@ -41,7 +41,7 @@ from app.feature_read import Forward, read_features
 from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
 from app.tokens import READ, load_tokens
 from app.web_auth import judge, sees_view
-from app.web_common import error_body
+from app.web_common import FEATURES_PATH, error_body
 from app.web_server import HardenedRunner, HttpLimits, json_errors
 from kafka_plumbing.partition_store import PartitionStore, store_path
 from kafka_plumbing.settings import Settings
@@ -216,7 +216,7 @@ def build(reader: Reader, limits: HttpLimits) -> web.Application:
     """The same limits and JSON errors as the worker's own server (``app.web_server``)."""
     application = web.Application(middlewares=[json_errors(limits, lambda status: None)],
                                   client_max_size=limits.max_body_bytes)
-    application.router.add_get("/features/{view}/{entity}", reader.features)
+    application.router.add_get(FEATURES_PATH, reader.features)
     application.router.add_get("/healthz", reader.health)
     application.router.add_route("*", "/{tail:.*}", reader.proxy)
     return application

@@ -26,7 +26,7 @@ from app.routing import forward, owner
 from app.runtime import Runtime
 from app.tokens import READ
 from app.web_auth import admit, sees_view
-from app.web_common import RUNTIME, RuntimeView, error_body, iso
+from app.web_common import FEATURES_PATH, RUNTIME, RuntimeView, error_body, iso
 from tables.dsl import FeatureView
 from tables.processor import SourceProcessor, Stores, stream_time
 from tables.state import PartitionClock
@@ -132,7 +132,7 @@ class Dashboard(RuntimeView):
 
 # Every route of the worker, in one place (``app.openapi`` describes each).
 ROUTES: tuple[tuple[str, type[View]], ...] = (
-    ("/features/{view}/{entity}", FeatureValues),
+    (FEATURES_PATH, FeatureValues),
     ("/views", Views),
     ("/stats", Stats),
     ("/healthz", Health),

@@ -13,6 +13,10 @@ from faust.web import View
 from app.runtime import Runtime
 
 RUNTIME: aioweb.AppKey[Runtime] = aioweb.AppKey("featurestream.runtime", Runtime)
+# aiohttp's default for a path variable is [^{}/]+: an entity with a brace in
+# its name (applied like any other) would answer the router's 404.  Any
+# character but the separator; a percent-encoded slash (%2F) stays one entity.
+FEATURES_PATH = "/features/{view}/{entity:[^/]+}"
 
 
 class RuntimeView(View):

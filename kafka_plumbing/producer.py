@@ -9,7 +9,9 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
+
+from aiokafka.structs import RecordMetadata
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -83,16 +85,18 @@ async def produce(
     return ProduceReport(sent, time.perf_counter() - started)
 
 
-async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
-                      partition: int | None = None, headers: list[tuple[str, bytes]] | None = None) -> None:
+async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]],
+                      partition: int | None = None, headers: list[tuple[str, bytes]] | None = None,
+                      **producer_options: Any) -> list[RecordMetadata]:
     """Send records byte for byte, each with ``headers`` (tests and tooling use it
     for malformed input and forged control records); ``partition``: into that
-    partition, whatever their keys."""
-    producer = clients.producer(settings, acks="all")
+    partition, whatever their keys; ``producer_options``: aiokafka's (compression,
+    request size).  Returns where each record was written, in order."""
+    producer = clients.producer(settings, acks="all", **producer_options)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=value, key=key, partition=partition, headers=headers)
                    for key, value in records]
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()

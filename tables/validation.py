@@ -10,6 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 from datetime import datetime, timezone
 from typing import Any
 
@@ -44,6 +45,16 @@ MAX_FUTURE_MS = 24 * 3600_000
 # JSON may spell a lone UTF-16 surrogate (\ud800): Python keeps it in the str,
 # and it cannot be encoded again (keys, outputs): such a record is rejected.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Nesting is bounded before parsing: json's parser recurses on the caller's
+# stack, so past a few hundred levels whether it copes depended on how deep
+# the caller already was (the worker's asyncio stack, the replay's), and the
+# worker and the replay could decide the same record differently.
+MAX_NESTING = 100
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+# Declared int fields are 64-bit, as in Parquet, Avro and H2O: a larger
+# integer would be accepted here and break every output that stores it.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -77,28 +88,48 @@ def _type_error(name: str, type_: str, value: Any) -> Rejection | None:
         ok = isinstance(value, str)
     elif type_ == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not INT64_MIN <= value <= INT64_MAX:
+            return Rejection(WRONG_TYPE, f"{name}: an integer outside the 64-bit range")
     elif type_ == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     else:  # time: checked separately
         return None
     if not ok:
         return Rejection(WRONG_TYPE, f"{name}: expected {type_}, got {type(value).__name__}")
-    if type_ == "float" and not math.isfinite(value):
-        return Rejection(NOT_FINITE, f"{name}: {value!r}")
+    if type_ == "float" and not _finite(value):
+        return Rejection(NOT_FINITE, f"{name}: {value!r}"[:200])
     return None
 
 
-def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past the float range (about 1.8e308)
         return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
+
+
+def _nesting(payload: bytes) -> int:
+    """How deep arrays and objects nest, strings left out (brackets in them are text)."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
+        return 0  # cannot be deeper: the usual flat record costs two counts
+    steps = [1 if b in (b"[", b"{") else -1 for b in _BRACKET.findall(_JSON_STRING.sub(b"", payload))]
+    return max(accumulate(steps), default=0)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    pending = [value]
+    while pending:  # a loop, not recursion: no depth limit to reach
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
@@ -109,16 +140,26 @@ def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | 
     ``placed``: (partition, partitions of its topic) the record was found in (None: not known)."""
     if lane == INVALID_LANE:
         return Rejection(BAD_LANE, f"the {LANE_HEADER} header is not a partition number")
+    if lane is not None and source.parent is None:
+        # Only re-keyed logs have lanes.  On a source's own topic a lane would
+        # give the record a clock and duplicate ids of its own: a late or
+        # re-sent event would be applied.
+        return Rejection(BAD_LANE, f"a {LANE_HEADER} header on {source.name}'s own topic (only re-keyed logs have lanes)")
     if payload is None:
         return Rejection(INVALID_JSON, "empty message (tombstone)")
     if len(payload) > max_bytes:
         return Rejection(TOO_LARGE, f"{len(payload)} bytes > limit {max_bytes}")
+    if _nesting(payload) > MAX_NESTING:
+        return Rejection(INVALID_JSON, f"arrays and objects nested deeper than {MAX_NESTING} levels")
     try:
-        record = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        # ValueError: bad JSON, or an integer past Python's 4,300 digits;
-        # RecursionError: nesting deeper than the parser goes.  Invalid like
-        # any other, so the replay decides exactly as the worker did.
+        # Strict UTF-8 first: json.loads(bytes) would also take UTF-16/32, a
+        # byte-order mark, and surrogates spelt as raw bytes (its decoder lets
+        # them through), none of which is UTF-8 JSON.
+        record = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not UTF-8 (UnicodeDecodeError), bad JSON, or an integer
+        # past Python's 4,300 digits; RecursionError: kept as a safety net.
+        # Invalid like any other, so the replay decides exactly as the worker did.
         return Rejection(INVALID_JSON, f"{type(exc).__name__}: {exc}"[:500])
     if not isinstance(record, dict):
         return Rejection(NOT_AN_OBJECT, f"top level is {type(record).__name__}")

@@ -103,7 +103,81 @@ def test_a_forged_lane_header_is_rejected_online_and_in_the_replay_alike(header:
     checked, outcome, _ = take(processor, Stores.in_memory([]), LogRecord.of(0, 7, json.dumps(GOOD).encode(),
                                                                          [("fs-lane", header)]), 64 * 1024)
     assert checked is None and outcome is not None and outcome.status == "invalid"
-    assert validate(departures, json.dumps(GOOD).encode(), 64 * 1024, 2).__class__ is Valid
+    by_tailnum = departures.keyed_by("tailnum")
+    assert validate(by_tailnum, json.dumps(GOOD).encode(), 64 * 1024, 2).__class__ is Valid
+
+
+def test_a_lane_header_on_a_sources_own_topic_is_rejected() -> None:
+    """Found by the hostile corpus: a lane gave the record a clock and dedup ids of
+    its own, so a late event or an exact re-send carrying ``fs-lane: 0`` was applied."""
+    from tables.log_record import LogRecord
+    from tables.processor import SourceProcessor, Stores
+    from tables.replay import take
+
+    result = validate(departures, json.dumps(GOOD).encode(), 64 * 1024, 0)
+    assert isinstance(result, Rejection) and result.reason == "bad_lane_header"
+    processor = SourceProcessor(departures, [])
+    stores = Stores.in_memory([])
+    good = json.dumps(GOOD).encode()
+    assert take(processor, stores, LogRecord(0, 0, good), 64 * 1024).outcome.status == "applied"  # type: ignore[union-attr]
+    resent = take(processor, stores, LogRecord.of(0, 1, good, [("fs-lane", b"0")]), 64 * 1024)
+    assert resent.outcome is not None and resent.outcome.status == "invalid"
+    assert resent.rejection is not None and resent.rejection.reason == "bad_lane_header"
+
+
+def _nested(depth: int, inner: str = "1") -> bytes:
+    """GOOD with an extra field nested so that the whole record is ``depth`` levels deep."""
+    extra = "[" * (depth - 1) + inner + "]" * (depth - 1)
+    return json.dumps({**GOOD, "extra": "X"}).encode().replace(b'"X"', extra.encode())
+
+
+def _at_stack_depth(frames: int, call):  # type: ignore[no-untyped-def]
+    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
+
+
+def test_nesting_is_judged_by_depth_not_by_the_callers_stack() -> None:
+    """Found by the hostile corpus: 990 levels parsed at the top of a stack and failed
+    deeper in one (the worker's), and 500 levels with an escaped emoji raised
+    RecursionError from the surrogate check (the replay stopped; the worker
+    neither counted the record nor said why)."""
+    assert isinstance(check(_nested(100)), Valid)
+    assert isinstance(check(_nested(100, '"\\ud83d\\ude00"')), Valid)
+    for payload in (_nested(101), _nested(990), _nested(500, '"\\ud83d\\ude00"')):
+        for frames in (0, 600):
+            result = _at_stack_depth(frames, lambda: check(payload))
+            assert isinstance(result, Rejection) and result.reason == "invalid_json", (len(payload), frames)
+            assert "deeper than 100" in result.detail
+    brackets_in_text = with_(extra="[" * 5000 + "{" * 5000)  # text, not nesting
+    assert isinstance(check(brackets_in_text), Valid)
+
+
+@pytest.mark.parametrize("payload", [
+    b"\xef\xbb\xbf" + json.dumps(GOOD).encode(),  # a byte-order mark
+    json.dumps(GOOD).encode("utf-16"),
+    json.dumps(GOOD).encode("utf-16-le"),
+    json.dumps(GOOD).encode("utf-32"),
+    json.dumps({**GOOD, "dest": "X"}).encode().replace(b'"X"', b'"\xed\xa0\x80"'),  # a surrogate as raw bytes
+    json.dumps({**GOOD, "origin": "X"}).encode().replace(b'"X"', b'"\xed\xb0\x80"'),
+])
+def test_only_utf8_json_is_json(payload: bytes) -> None:
+    """Found by the hostile corpus: json.loads(bytes) took UTF-16/32 and a BOM, and
+    let raw surrogate bytes through into keys that cannot be encoded again."""
+    result = check(payload)
+    assert isinstance(result, Rejection) and result.reason == "invalid_json", result
+
+
+def test_numbers_past_their_types_range_are_rejected_not_raised() -> None:
+    """Found by the hostile corpus: a 4,000-digit integer in a float field raised
+    OverflowError out of validation (the replay stopped)."""
+    result = check(with_(dep_delay=10**4000))
+    assert isinstance(result, Rejection) and result.reason == "not_finite"
+    assert check(with_(dep_delay=-(10**400))).reason == "not_finite"  # type: ignore[union-attr]
+    assert isinstance(check(with_(dep_delay=10**300)), Valid)  # an integer float can hold
+    assert isinstance(check(with_(flight=2**63 - 1)), Valid)
+    assert isinstance(check(with_(flight=-(2**63))), Valid)
+    for flight in (2**63, -(2**63) - 1, 10**4000):
+        result = check(with_(flight=flight))
+        assert isinstance(result, Rejection) and result.reason == "wrong_type" and "64-bit" in result.detail
 
 
 def test_a_lone_surrogate_is_rejected_and_a_pair_is_an_ordinary_character() -> None:

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadStatusLine, LineTooLong
 
 from app import web_server
+from app.web_common import FEATURES_PATH
 from app.openapi import event_schema, openapi
 from tables.dsl import Source
 
@@ -28,6 +29,10 @@ async def broken(request: web.Request) -> web.Response:
     raise RuntimeError("secret internals")
 
 
+async def entity_of(request: web.Request) -> web.Response:
+    return web.json_response({"view": request.match_info["view"], "entity": request.match_info["entity"]})
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[int, list[int]]]:
     counted: list[int] = []
@@ -35,6 +40,7 @@ async def server() -> AsyncIterator[tuple[int, list[int]]]:
                           middlewares=[web_server.json_errors(LIMITS, counted.append)])
     app.router.add_post("/echo", echo)
     app.router.add_get("/broken", broken)
+    app.router.add_get(FEATURES_PATH, entity_of)
     # lingering_time: how long aiohttp drains a refused body before closing (10 s by default).
     runner = web_server.HardenedRunner(app, access_log=None, keepalive_timeout=LIMITS.idle_timeout_s,
                                        lingering_time=1.0)
@@ -107,6 +113,19 @@ async def test_router_errors_and_a_view_that_raises_are_json(server: tuple[int, 
     status, body = status_and_json((await exchange(port, b"GET /broken HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))[0])
     assert body == {"error": "internal_error", "detail": "RuntimeError"} and status == 500
     assert counted == [404, 405, 500]
+
+
+async def test_an_entity_name_with_any_character_reaches_the_features_route(server: tuple[int, list[int]]) -> None:
+    """Found by the hostile corpus: aiohttp's default pattern refuses braces, so the
+    applied entities ``{}`` and ``${jndi:x}`` answered the router's 404."""
+    from urllib.parse import quote
+
+    port, _ = server
+    for entity in ("{}", "${jndi:x}", "a/b", "..", "%", "a\x00b", "\u202eKFJ", "\U0001F6EB", "a b"):
+        path = f"/features/origin_traffic/{quote(entity, safe='')}".encode()
+        raw, _ = await exchange(port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, body = status_and_json(raw)
+        assert (status, body) == (200, {"view": "origin_traffic", "entity": entity}), (entity, status, body)
 
 
 async def test_bodies_over_the_limit_are_413_whether_declared_or_chunked(server: tuple[int, list[int]]) -> None:
