@@ -230,9 +230,9 @@ def test_the_restarted_worker_gets_its_partitions_back_with_its_windows(pair: Pa
         got = answers(worker, pair.keys)
         wrong = {k: v for k, v in got.items() if v != (200, pair.expected[k])}
         assert wrong == {}, (worker.url, list(wrong.items())[:3])
-    restart_ = pair.after_kill
-    line = (f"rebalance: B restarted on its old data dir after the kill: ready in {restart_.ready_s:.1f}s, every key "
-            f"right in {restart_.serving_s:.1f}s, {restart_.restored} changelog records restored; partitions back "
+    back = pair.after_kill
+    line = (f"rebalance: B restarted on its old data dir after the kill: ready in {back.ready_s:.1f}s, every key "
+            f"right in {back.serving_s:.1f}s, {back.restored} changelog records restored; partitions back "
             f"({len(b_owned)} on B, {len(a_owned)} on A); after {AFTER} more departures every feature-log record of "
             f"the {len(SOURCES)} logs and all {len(pair.keys)} keys read on either worker equal the replay")
     SUMMARY_LINES.append(line)
