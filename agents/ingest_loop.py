@@ -68,7 +68,8 @@ class AgentClients:
             outputs=clients.producer(settings, linger_ms=2, max_batch_size=512 * 1024),
             changelog=clients.producer(settings, linger_ms=0, max_batch_size=STATE_BATCH_BYTES // 2,
                                        max_request_size=STATE_BATCH_BYTES),
-            restore=clients.consumer(settings, max_partition_fetch_bytes=STATE_BATCH_BYTES),
+            # A restore reads to the end and stops: a fetch at the end need not wait for more.
+            restore=clients.consumer(settings, max_partition_fetch_bytes=STATE_BATCH_BYTES, fetch_max_wait_ms=10),
         )
         await started.outputs.start()
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -94,9 +95,11 @@ class SourceState:
         async with self.lock:
             if partition in self.partitions:
                 return
+            started = time.perf_counter()
             read = await restore(consumer, self.store, self.log, self.changelog, partition)
             if read:
-                log.info("%s partition %s: %s changelog records restored", self.source, partition, read)
+                log.info("%s partition %s: %s changelog records restored in %.0f ms", self.source, partition, read,
+                         (time.perf_counter() - started) * 1000)
             self.partitions[partition] = self._open(partition)
 
     def revoke(self, partition: int) -> None:

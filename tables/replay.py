@@ -62,13 +62,16 @@ def replay(
     counts: ReplayCounts | None = None,
     include_record: bool = False,
     include_value: bool = False,
+    stores: Stores | None = None,
 ) -> Iterator[dict[str, Any]]:
     """One row per applied event: identity, position, then every feature
     (with ``include_record``, the event's own fields under ``record``; with
-    ``include_value``, its original bytes under ``value``)."""
+    ``include_value``, its original bytes under ``value``).  ``stores``: where
+    the state goes (in memory by default); pass them to read the state the
+    log leaves, as ``SourceProcessor.read`` serves it."""
     views = [v for v in views if v.source.name == source.name]
     processor = SourceProcessor(source, views)
-    stores = Stores.in_memory(views)
+    stores = Stores.in_memory(views) if stores is None else stores
     counts = counts if counts is not None else ReplayCounts()
     for record in records:
         checked, outcome, _ = take(processor, stores, record, max_payload_bytes)

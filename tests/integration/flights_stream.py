@@ -1,10 +1,14 @@
-"""A worker on the real flights stream that tests can kill, restart and
-compare with the replay: shared by the crash and broker-restart tests."""
+"""Workers on the real flights stream that tests can kill, restart and
+compare with the replay: shared by the crash, broker-restart and rebalance
+tests.  Counts and comparisons take one worker or several in one group
+(each owns some partitions; together they own all)."""
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +16,15 @@ from app.row_files import read_rows
 from dev_tooling import flights_data
 from dev_tooling import kafka_local
 from dev_tooling.processes import start_worker, wait_ready
+from kafka_plumbing import log_reader
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from tables.definitions import load as load_definitions
+from tables.dsl import FeatureView
+from tables.log_record import from_messages
+from tables.partitioning import key_partition
+from tables.processor import SourceProcessor, Stores, stream_time
+from tables.replay import ReplayCounts, replay
 from tests.integration.conftest import Worker, consume_all, decode
 
 LIMIT = 2500
@@ -22,11 +32,13 @@ SOURCES = ("departures", "arrivals", "weather", "departures.by_tailnum", "arriva
 REKEYED = (("departures.by_tailnum", "departures"), ("arrivals.by_carrier", "arrivals"))
 
 
-def produce_flights(settings: Settings, limit: int = LIMIT) -> dict[str, int]:
+def produce_flights(settings: Settings, limit: int = LIMIT, skip: int = 0, rate: float | None = None) -> dict[str, int]:
+    """``limit`` departures after the first ``skip`` with their arrivals and weather; ``rate``: events per second."""
     definitions = load_definitions(settings.features_module)
-    by_source = flights_data.load_events(limit=limit, progress=False)
+    by_source = flights_data.load_events(limit=limit, skip=skip, progress=False)
     interleaved = list(flights_data.iter_interleaved(by_source))
-    asyncio.run(produce(settings, definitions.key_fields(), iter(interleaved), len(interleaved), progress=False))
+    asyncio.run(produce(settings, definitions.key_fields(), iter(interleaved), len(interleaved), rate=rate,
+                        progress=False))
     return {name: len(events) for name, events in by_source.items()}
 
 
@@ -63,11 +75,25 @@ def applied_total(worker: Worker) -> int:
         return 0
 
 
-def wait_all(worker: Worker, sent: dict[str, int]) -> None:
-    for name, n in sent.items():
-        worker.wait_for(name, n, timeout=400)
-    for derived, parent in REKEYED:
-        worker.wait_for(derived, worker.counts(parent)["applied"], timeout=400)
+def total_counts(workers: tuple[Worker, ...], source: str) -> dict[str, int]:
+    """Outcome counts of ``source`` over the partitions each worker owns."""
+    per_worker = [worker.counts(source) for worker in workers]
+    return {k: sum(counts[k] for counts in per_worker) for k in ("applied", "late", "duplicate", "invalid")}
+
+
+def wait_all(worker: Worker, sent: dict[str, int], *others: Worker, timeout: float = 400) -> None:
+    """Until every record sent has an outcome, and every applied one its re-keyed copy's, on the workers together."""
+    workers = (worker, *others)
+    deadline = time.monotonic() + timeout
+    while True:
+        goals = dict(sent)
+        goals.update({derived: total_counts(workers, parent)["applied"] for derived, parent in REKEYED})
+        done = {source: sum(total_counts(workers, source).values()) for source in goals}
+        if all(done[source] >= n for source, n in goals.items()):
+            return
+        assert time.monotonic() < deadline, (f"only {done} of {goals} after {timeout}s; "
+                                             f"logs {[w.handle.log_path for w in workers]}")
+        time.sleep(0.5)
 
 
 def by_position(settings: Settings, topic: str) -> dict[tuple[int, int], dict[str, Any]]:
@@ -80,12 +106,14 @@ def by_position(settings: Settings, topic: str) -> dict[tuple[int, int], dict[st
     return out
 
 
-def assert_equals_replay(worker: Worker, source: str, tmp_path: Path) -> None:
+def assert_equals_replay(worker: Worker, source: str, tmp_path: Path, *others: Worker) -> None:
+    """The feature log (what was served for each applied event) equals ``featurestream replay --from-topic``;
+    ``others``: the rest of the group, whose applied counts add up with ``worker``'s."""
     out = tmp_path / f"{source}.parquet"
     result = worker.cli("replay", "--source", source, "--from-topic", "--out", str(out))
     assert result.returncode == 0, result.stderr
     replayed = {(row["partition"], row["offset"]): row for row in read_rows(out)}
-    counts = worker.counts(source)
+    counts = total_counts((worker, *others), source)
     served = by_position(worker.settings, worker.settings.topics.features(source))
     assert counts["applied"] == len(replayed) == len(served), (source, counts, len(replayed), len(served))
     differences = []
@@ -97,3 +125,34 @@ def assert_equals_replay(worker: Worker, source: str, tmp_path: Path) -> None:
                 if got != value or type(got) is not type(value):
                     differences.append((position, f"{view}.{name}", value, got))
     assert differences == [], differences[:5]
+
+
+@dataclass
+class Replayed:
+    """A source's log replayed in this process by the offline engine (``tables.replay``):
+    its outcome counts, and the state it leaves, read as ``GET /features`` reads it."""
+
+    counts: ReplayCounts
+    processor: SourceProcessor
+    stores: Stores
+    partitions: int
+
+    def current(self, view: FeatureView, entity: str) -> dict[str, Any] | None:
+        """The values at the partition's stream time (``app.feature_read``); None: no such entity."""
+        partition = key_partition(entity, self.partitions)
+        clock = self.stores.clocks.get(self.processor.clock_key(partition))
+        read = self.processor.read(self.stores, clock, entity, stream_time(clock) or 0, [view])
+        return None if read.states[view.ref] is None else read.values[view.ref]
+
+
+def replay_log(settings: Settings, source: str) -> Replayed:
+    definitions = load_definitions(settings.features_module)
+    views = definitions.views_of(source)
+    stores = Stores.in_memory(views)
+    counts = ReplayCounts()
+    topic = settings.topics.events(source)
+    bounds = asyncio.run(log_reader.topic_size(settings, topic))
+    records = from_messages(log_reader.read_topic(settings, topic, bounds), settings.partitions)
+    for _ in replay(definitions.source(source), views, records, settings.max_payload_bytes, counts, stores=stores):
+        pass
+    return Replayed(counts, SourceProcessor(definitions.source(source), views), stores, settings.partitions)
