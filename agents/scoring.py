@@ -27,7 +27,7 @@ from typing import Any
 import faust
 
 from agents.control_plane import CommandError, ControlPlane
-from agents.control_records import ModelCommand, ModelDeployment, SwitchAudit, encode, now_iso
+from agents.control_records import ModelCommand, ModelDeployment, SwitchAudit, now_iso
 from agents.metrics import Metrics
 from agents.outbox import Outbox
 from kafka_plumbing.settings import Settings

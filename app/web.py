@@ -26,7 +26,7 @@ from app.routing import forward, owner
 from app.runtime import Runtime
 from app.tokens import READ
 from app.web_auth import admit, sees_view
-from app.web_common import FEATURES_PATH, RUNTIME, RuntimeView, error_body, iso
+from app.web_common import FEATURES_PATH, RUNTIME, RuntimeView, iso
 from tables.dsl import FeatureView
 from tables.processor import SourceProcessor, Stores, stream_time
 from tables.state import PartitionClock
