@@ -191,7 +191,8 @@ class ControlPlane(ControlState):
 
     def follow(self, record: DeploymentRecord) -> None:
         super().follow(record)
-        if self.on_change is not None:
+        # While the log is first read, the worker is not ready: one snapshot follows, not one per record.
+        if self.on_change is not None and self.loaded.is_set():
             self.on_change()
 
     def on_rejected(self, key: bytes | None, reason: str) -> None:

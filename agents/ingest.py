@@ -51,7 +51,7 @@ from agents.source_state import SourceState
 from kafka_plumbing.partition_store import ChangesTooLarge, PartitionStore, write_changes
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
-from tables.processor import APPLIED, LATE, Outcome, SourceProcessor
+from tables.processor import APPLIED, LATE, Outcome
 from tables.log_record import LogRecord, lane_headers
 from tables.replay import take
 
@@ -111,7 +111,7 @@ def register_ingest(
         topic_name = settings.topics.events(source.name)
         state = SourceState(store, source.name, views, settings.topics.state_changelog(settings.app_id, source.name))
         derived = definitions.derived_of(source.name)
-        processor = SourceProcessor(source, views, tuple(d.name for d in derived))
+        processor = definitions.processor(source.name)
         runtime = SourceRuntime(source, views, processor, state, topic_name)
         runtimes[source.name] = runtime
         outputs = Outputs(

@@ -86,7 +86,6 @@ class AgentClients:
             await started.outputs.stop()
 
 
-
 class Agent(Protocol):
     """What the loop needs of a source's agent (``agents.ingest.SourceAgent``)."""
 

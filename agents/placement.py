@@ -10,8 +10,7 @@ data."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition

@@ -18,7 +18,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     from app.faust_app import create_app
-    from app.read_process import ReadProcess, free_port
+    from app.read_process import ReadProcess
+    from dev_tooling.kafka_local import free_port
     from app.tokens import TokenError, load_tokens
     from kafka_plumbing import signing
     from kafka_plumbing.topics import ensure_topics_sync

@@ -69,23 +69,21 @@ class Follower:
         self.settings = settings
         self.definitions = definitions
         self.tokens = load_tokens(settings)
-        self.processors = {
-            name: SourceProcessor(source, definitions.views_of(name), tuple(d.name for d in definitions.derived_of(name)))
-            for name, source in definitions.sources.items()
-        }
+        self.processors = {name: definitions.processor(name) for name in definitions.sources}
         self.snapshot: ServingSnapshot | None = None
+        self.snapshot_bytes: bytes | None = None
         self.control = ControlState(definitions)
         self.stores: dict[tuple[str, int], Stores] = {}
 
     def catch_up(self) -> None:
         self.store.catch_up()
         raw = self.store.get_meta(META_KEY)
-        if raw is None:
+        if raw is None or raw == self.snapshot_bytes:  # most catch-ups bring state only
             return
         snapshot = decode(raw)
         if self.snapshot is None or snapshot.control != self.snapshot.control:
             self.control = snapshot.control_state(self.definitions)
-        self.snapshot = snapshot
+        self.snapshot, self.snapshot_bytes = snapshot, raw
 
     def partition(self, source: str, partition: int) -> Stores:
         key = (source, partition)

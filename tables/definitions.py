@@ -6,6 +6,7 @@ import importlib
 from dataclasses import dataclass
 
 from tables.dsl import FeatureView, Source
+from tables.processor import SourceProcessor
 
 
 class DefinitionError(Exception):
@@ -49,6 +50,11 @@ class Definitions:
     def derived_of(self, source: str) -> list[Source]:
         """Re-keyed logs fed from ``source`` (one per other entity of its views)."""
         return [s for s in self.sources.values() if s.parent == source]
+
+    def processor(self, source: str) -> SourceProcessor:
+        """What applies ``source``'s log online: all its views, and the re-keyed logs it feeds."""
+        return SourceProcessor(self.sources[source], self.views_of(source),
+                               tuple(d.name for d in self.derived_of(source)))
 
     @property
     def published(self) -> list[Source]:
