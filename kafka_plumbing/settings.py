@@ -168,7 +168,7 @@ class Settings:
             "FS_TENANTS": self.tenants,
             "FS_CONTROL_MAX_AGE_S": str(self.control_max_age_s),
         }
-        return {name: str(value) for name, value in values.items() if value}
+        return _set_only(values)
 
     def security_env(self) -> dict[str, str]:
         """The FS_KAFKA_* security variables of these settings that are set."""
@@ -182,7 +182,12 @@ class Settings:
             "FS_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
             "FS_KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
         }
-        return {name: str(value) for name, value in values.items() if value}
+        return _set_only(values)
+
+
+def _set_only(values: dict[str, str | Path | None]) -> dict[str, str]:
+    """Variables with a value, as text (an unset one is left to its default)."""
+    return {name: str(value) for name, value in values.items() if value}
 
 
 def load() -> Settings:
