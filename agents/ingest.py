@@ -21,7 +21,8 @@ the changelog offset.  The records come from the worker's ingest loop
 committed: records the flushed state already holds (offset up to its clock's)
 are skipped, so no event is lost or applied twice; outputs of a flush cut
 short between its outputs and its state are sent again (at least once, with
-the same values and offsets).
+the same values and offsets).  Under exactly once the outputs, the state and
+the offsets are one Kafka transaction (``agents.flush_writer``).
 """
 from __future__ import annotations
 
@@ -34,21 +35,21 @@ from typing import Any
 
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 
 from tables import validation
 from agents.backfill import Backfill
 from agents.control_plane import ControlPlane
 from agents.dead_letters import dead_letter
+from agents.flush_writer import TRANSACTION_TIMEOUT_MS
 from agents.dead_letters import encode as encode_dead_letter
-from agents.ingest_loop import AgentClients, Commit, IngestLoop
+from agents.ingest_loop import AgentClients, IngestLoop
 from agents.metrics import Metrics
 from agents.outbox import Outbox
 from agents.placement import Placement
 from agents.scoring import Provenance, ScoreRequest, ScoringRuntime
 from agents.source_runtime import SourceRuntime
 from agents.source_state import SourceState
-from kafka_plumbing.partition_store import ChangesTooLarge, PartitionStore, write_changes
+from kafka_plumbing.partition_store import PartitionStore
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.processor import APPLIED, LATE, Outcome
@@ -57,8 +58,6 @@ from tables.replay import take
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 1.0
-CHUNK_KEYS = 2000  # a flush too large for one record batch is written in pieces of this many keys
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,8 @@ def register_ingest(
     for source in definitions.sources.values():
         views = definitions.views_of(source.name)
         topic_name = settings.topics.events(source.name)
-        state = SourceState(store, source.name, views, settings.topics.state_changelog(settings.app_id, source.name))
+        state = SourceState(store, source.name, views, settings.topics.state_changelog(settings.app_id, source.name),
+                            settle_s=TRANSACTION_TIMEOUT_MS / 1000 + 5 if settings.exactly_once else 0.0)
         derived = definitions.derived_of(source.name)
         processor = definitions.processor(source.name)
         runtime = SourceRuntime(source, views, processor, state, topic_name)
@@ -157,13 +157,16 @@ class SourceAgent:
         self.batch = Batch()
         self.flush_lock = asyncio.Lock()
         self.kafka: AgentClients | None = None
-        self.commit: Commit | None = None  # the loop's: a flush's positions, once its effects are written
         self.flushing: asyncio.Future | None = None
         self.warned: set[int] = set()
 
     @property
     def topic(self) -> str:
         return self.runtime.topic
+
+    @property
+    def state_topic(self) -> str:
+        return self.state.changelog
 
     def owns(self, partition: int) -> bool:
         return self.state.owns(partition)
@@ -216,8 +219,8 @@ class SourceAgent:
                 self.state.revoke(tp.partition)
 
     async def flush(self) -> None:
-        """Outputs acknowledged, then each changed partition's state (changelog, then
-        local), then the positions committed: an offset never goes before its effects."""
+        """Outputs and each changed partition's state to Kafka (``agents.flush_writer``),
+        then the state locally, then the positions: an offset never goes before its effects."""
         async with self.flush_lock:
             batch, self.batch = self.batch, Batch()
             if not batch.records or self.kafka is None:
@@ -228,16 +231,15 @@ class SourceAgent:
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
             self.score(batch)
             await asyncio.sleep(0)
-            for output, exc in await batch.outbox.send(self.kafka.outputs):
-                log.error("output to %s failed: %s: %s", output.topic, type(exc).__name__, exc)
-                self.services.metrics.events.labels(self.source.name, "output_error").inc()
             written = {p: changed for p, changed in changes.items() if changed}
-            # Each partition's flush is its own record batch: written side by side.
-            throughs = await asyncio.gather(*(self.write_state(p, changed) for p, changed in written.items()))
-            for (partition, changed), through in zip(written.items(), throughs):
-                self.state.applied(partition, changed, through)
-            if self.commit is not None:
-                await self.commit({TopicPartition(self.topic, p): offset + 1 for p, offset in batch.through.items()})
+            positions = {TopicPartition(self.topic, p): offset + 1 for p, offset in batch.through.items()}
+            throughs = await self.kafka.writer.write(batch.outbox, written, positions)
+            for partition, changed in written.items():
+                self.state.applied(partition, changed, throughs[partition])
+            await self.kafka.writer.done(positions)
+
+    def failed_outputs(self, count: int) -> None:
+        self.services.metrics.events.labels(self.source.name, "output_error").inc(count)
 
     def score(self, batch: Batch) -> None:
         """The batch's applied events, scored in one call per model version."""
@@ -250,27 +252,6 @@ class SourceAgent:
         for record, errors in zip(records, refusals):
             for error in errors:
                 self.reject(record, validation.SCORING_ERROR, error, batch.outbox)
-
-    async def write_state(self, partition: int, changes: dict[bytes, bytes | None]) -> int:
-        """One record batch in the partition's changelog; retried while the brokers are away."""
-        assert self.kafka is not None
-        topic = self.state.changelog
-        while True:
-            try:
-                try:
-                    return await write_changes(self.kafka.changelog, topic, partition, changes)
-                except ChangesTooLarge:
-                    log.warning("a state flush of %s partition %s is larger than one record batch (%s keys): "
-                                "written in pieces; lower FS_FLUSH_EVENTS", self.source.name, partition, len(changes))
-                    items = list(changes.items())
-                    through = -1
-                    for i in range(0, len(items), CHUNK_KEYS):
-                        through = await write_changes(self.kafka.changelog, topic, partition,
-                                                      dict(items[i:i + CHUNK_KEYS]))
-                    return through
-            except KafkaError as exc:
-                log.warning("writing %s state to %s:%s failed (%s); retrying", self.source.name, topic, partition, exc)
-                await asyncio.sleep(RETRY_S)
 
     # -- one record ----------------------------------------------------------
 

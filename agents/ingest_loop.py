@@ -10,8 +10,9 @@ at a few µs each.  Faust still runs the control plane and the web server.
   group's assignor (``agents.placement``) tells every worker who owns which
   partition, for routing.
 - Positions: a flush commits the offsets after the outputs and the state it
-  covers are written; the state's clock says which records it holds, so a
-  record delivered again after a crash is skipped (``SourceAgent.take``).
+  covers are written, or with them in one transaction under exactly once
+  (``agents.flush_writer``); the state's clock says which records it holds,
+  so a record delivered again after a crash is skipped (``SourceAgent.take``).
 - Rebalance: before partitions are revoked, every agent flushes and commits
   what it took; newly assigned partitions are restored before the first
   fetch.  A batch fetched before a rebalance is not taken past it: the new
@@ -22,14 +23,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from agents.flush_writer import TRANSACTION_TIMEOUT_MS, AtLeastOnce, Commit, ExactlyOnce, FlushWriter
 from agents.placement import IngestAssignor, Placement
 from kafka_plumbing import clients
 from kafka_plumbing.clients import start_consumer, stop_consumer
@@ -38,7 +40,6 @@ from kafka_plumbing.topics import STATE_BATCH_BYTES
 
 log = logging.getLogger(__name__)
 
-Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 YIELD_EVERY = 32  # records taken between two turns of the event loop: reads and flushes go on
 SESSION_TIMEOUT_MS = 15_000  # a worker that died without leaving gives its partitions up this soon
 HEARTBEAT_MS = 3_000
@@ -53,45 +54,58 @@ def ingest_group(app_id: str) -> str:
     return f"{app_id}-ingest"
 
 
+def transactional_id(app_id: str, source_topic: str, worker_url: str) -> str:
+    """A source agent's transactional id: its worker's, so a restart at the same address fences the last one."""
+    return f"{app_id}.{source_topic}.{worker_url}"
+
+
 @dataclass
 class AgentClients:
-    """The agent's own Kafka clients, from the project's factory."""
+    """The agent's own Kafka clients, from the project's factory: how its flushes are written, and its restores read."""
 
-    outputs: AIOKafkaProducer
-    changelog: AIOKafkaProducer
+    writer: FlushWriter
     restore: AIOKafkaConsumer
 
     @classmethod
     @asynccontextmanager
-    async def started(cls, settings: Settings) -> AsyncIterator["AgentClients"]:
-        started = cls(
-            outputs=clients.producer(settings, linger_ms=2, max_batch_size=512 * 1024),
-            changelog=clients.producer(settings, linger_ms=0, max_batch_size=STATE_BATCH_BYTES // 2,
-                                       max_request_size=STATE_BATCH_BYTES),
-            # A restore reads to the end and stops: a fetch at the end need not wait for more.
-            restore=clients.consumer(settings, max_partition_fetch_bytes=STATE_BATCH_BYTES, fetch_max_wait_ms=10),
-        )
-        await started.outputs.start()
-        try:
-            await started.changelog.start()
-            try:
-                await start_consumer(started.restore)
-                try:
-                    yield started
-                finally:
-                    await stop_consumer(started.restore)
-            finally:
-                await started.changelog.stop()
-        finally:
-            await started.outputs.stop()
+    async def started(cls, settings: Settings, agent: "Agent", commit: Commit,
+                      worker_url: str) -> AsyncIterator["AgentClients"]:
+        # A restore reads to the end and stops: a fetch at the end need not wait for more.
+        restore = clients.consumer(settings, max_partition_fetch_bytes=STATE_BATCH_BYTES, fetch_max_wait_ms=10)
+        async with AsyncExitStack() as stack:
+            writer: FlushWriter
+            if settings.exactly_once:
+                tid = transactional_id(settings.app_id, agent.topic, worker_url)
+                exactly = ExactlyOnce(
+                    lambda: clients.producer(settings, transactional_id=tid, linger_ms=2,
+                                             max_batch_size=512 * 1024, max_request_size=STATE_BATCH_BYTES,
+                                             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS),
+                    agent.state_topic, ingest_group(settings.app_id), agent.failed_outputs,
+                )
+                await exactly.start()
+                stack.push_async_callback(exactly.stop)
+                writer = exactly
+            else:
+                outputs = clients.producer(settings, linger_ms=2, max_batch_size=512 * 1024)
+                changelog = clients.producer(settings, linger_ms=0, max_batch_size=STATE_BATCH_BYTES // 2,
+                                             max_request_size=STATE_BATCH_BYTES)
+                for producer in (outputs, changelog):
+                    await producer.start()
+                    stack.push_async_callback(producer.stop)
+                writer = AtLeastOnce(outputs, changelog, agent.state_topic, commit, agent.failed_outputs)
+            await start_consumer(restore)
+            stack.push_async_callback(stop_consumer, restore)
+            yield cls(writer, restore)
 
 
 class Agent(Protocol):
     """What the loop needs of a source's agent (``agents.ingest.SourceAgent``)."""
 
     topic: str
-    commit: Commit | None
+    state_topic: str  # its changelog
     kafka: AgentClients | None
+
+    def failed_outputs(self, count: int) -> None: ...
 
     def owns(self, partition: int) -> bool: ...
     def take(self, record: ConsumerRecord) -> None: ...
@@ -128,8 +142,8 @@ class IngestLoop:
         settings = self.settings
         async with AsyncExitStack() as stack:
             for agent in self.agents.values():
-                agent.commit = self.commit
-                agent.kafka = await stack.enter_async_context(AgentClients.started(settings))
+                agent.kafka = await stack.enter_async_context(
+                    AgentClients.started(settings, agent, self.commit, self.placement.url))
             await ready.wait()
             consumer = self.consumer = clients.consumer(
                 settings, group_id=ingest_group(settings.app_id), auto_offset_reset="earliest",

@@ -54,12 +54,14 @@ class PartitionState:
 
 
 class SourceState:
-    def __init__(self, store: PartitionStore, source: str, views: list[FeatureView], changelog: str) -> None:
+    def __init__(self, store: PartitionStore, source: str, views: list[FeatureView], changelog: str,
+                 settle_s: float = 0.0) -> None:
         self.store = store
         self.log = state_log(source)
         self.source = source
         self.views = views
         self.changelog = changelog
+        self.settle_s = settle_s  # how long a restore waits out an open transaction (exactly once)
         self.partitions: dict[int, PartitionState] = {}
         self.lock = asyncio.Lock()  # one restore at a time: they share the consumer
 
@@ -96,7 +98,8 @@ class SourceState:
             if partition in self.partitions:
                 return
             started = time.perf_counter()
-            read = await restore(consumer, self.store, self.log, self.changelog, partition)
+            read = await restore(consumer, self.store, self.log, self.changelog, partition,
+                                 settle_s=self.settle_s)
             if read:
                 log.info("%s partition %s: %s changelog records restored in %.0f ms", self.source, partition, read,
                          (time.perf_counter() - started) * 1000)

@@ -110,6 +110,19 @@ def run_round(index: int, tag: str, base: Settings, definitions: Definitions, co
                                         for rate, events in slices.paced.items()}
         finally:
             worker.stop()
+        if config.runs("exactly_once"):
+            # The same departures again, on their own topics, with transactions per flush.
+            eos = replace(settings, topic_prefix=f"{settings.topic_prefix}-eos", app_id=f"{settings.app_id}-eos",
+                          processing_guarantee="exactly_once")
+            ensure_topics_sync(eos, list(definitions.sources))
+            worker = BenchWorker(eos, definitions.key_fields())
+            with console.status(f"round {index + 1}: worker ingesting under exactly_once"):
+                worker.start()
+                try:
+                    worker.deploy_latest()
+                    found["exactly_once"] = {"ingest": asdict(worker.ingest(slices.ingest))}
+                finally:
+                    worker.stop()
     else:
         asyncio.run(produce(settings, definitions.key_fields(), (("departures", e) for e in slices.ingest),
                             len(slices.ingest), progress=False))

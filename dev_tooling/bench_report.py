@@ -67,6 +67,8 @@ def rows_of(values: dict[str, float], config: BenchConfig) -> list[Row]:
               "baselines.faust_table.per_second", baseline=bare),
         _rate(values, "worker.ingest", f"full worker, departures + re-keyed copies applied ({model})",
               worker[1], baseline=bare),
+        _rate(values, "exactly_once.ingest", f"full worker under FS_PROCESSING_GUARANTEE=exactly_once ({model})",
+              "exactly_once.ingest.events_per_s", baseline=worker),
         _rate(values, "worker.messages", "Kafka records written per departure (input excluded, changelogs included)",
               "worker.ingest.messages_per_departure", unit="records"),
     ]

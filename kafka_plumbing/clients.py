@@ -117,9 +117,12 @@ def _tls_failure(settings: Settings, timeout: float) -> str | None:
 
 def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     """A consumer that commits nothing unless asked (the project tracks its
-    own positions); subscribed to ``topics`` if any are given."""
+    own positions); subscribed to ``topics`` if any are given.  It reads
+    committed records only: under exactly once, a flush's outputs, state and
+    re-keyed forwards exist for readers once its transaction commits (the
+    same as read_uncommitted for logs written without transactions)."""
     args: dict[str, Any] = {"bootstrap_servers": settings.bootstrap, "enable_auto_commit": False,
-                            **security(settings).client_args(), **overrides}
+                            "isolation_level": "read_committed", **security(settings).client_args(), **overrides}
     return AIOKafkaConsumer(*topics, **args)
 
 

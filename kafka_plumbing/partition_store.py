@@ -23,6 +23,8 @@ client factory).
 """
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Iterator, Mapping, MutableMapping
@@ -196,7 +198,7 @@ async def write_changes(producer: AIOKafkaProducer, topic: str, partition: int,
 
 
 async def restore(consumer: AIOKafkaConsumer, store: PartitionStore, log: str, topic: str, partition: int,
-                  chunk: int = 5000) -> int:
+                  chunk: int = 5000, settle_s: float = 0.0) -> int:
     """Bring a partition's local state up to the end of its changelog; returns the records read.
 
     ``consumer`` has no group; it is assigned the changelog partition here,
@@ -204,12 +206,22 @@ async def restore(consumer: AIOKafkaConsumer, store: PartitionStore, log: str, t
     partition's end on the broker (``fetch_max_wait_ms``), and the next
     restore's requests queue behind it on the same connection: up to 0.5 s
     a partition at the default (a worker taking over 9 partitions took
-    1.6 s to restore 492 records; 0.35 s with this and a short wait)."""
+    1.6 s to restore 492 records; 0.35 s with this and a short wait).
+
+    ``settle_s``: with transactions, the end a read_committed consumer sees
+    stops at the first open transaction, which can lie before the flushes
+    this copy holds (a dead owner's, aborted when its transaction times
+    out): wait this long for it to end before taking the copy for another
+    history."""
     tp = TopicPartition(topic, partition)
     consumer.assign([tp])
     try:
         end = (await consumer.end_offsets([tp]))[tp]
         applied = store.applied(log, partition)
+        deadline = time.monotonic() + settle_s
+        while applied is not None and applied >= end and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            end = (await consumer.end_offsets([tp]))[tp]
         if applied is not None and applied >= end:
             # Ahead of its changelog: the topic was recreated, so this copy describes another history.
             store.drop(log, partition)

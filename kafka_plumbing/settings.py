@@ -35,6 +35,7 @@ def _os_user() -> str:
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ class Settings:
     # the latency a batch adds and on the size of one state flush.
     flush_events: int = field(default_factory=lambda: int(_env("FS_FLUSH_EVENTS", "1000")))
     flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "10")))
+    # at_least_once: a kill can send a flush's outputs twice (never its state);
+    # exactly_once: outputs, state and offsets in one Kafka transaction per flush.
+    processing_guarantee: str = field(
+        default_factory=lambda: _env("FS_PROCESSING_GUARANTEE", "at_least_once").lower()
+    )
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
@@ -121,11 +127,20 @@ class Settings:
     kafka_ssl_key_password: str = field(default_factory=lambda: _env("FS_KAFKA_SSL_KEY_PASSWORD", ""))
 
     def __post_init__(self) -> None:
+        if self.processing_guarantee not in PROCESSING_GUARANTEES:
+            raise ValueError(
+                f"FS_PROCESSING_GUARANTEE={self.processing_guarantee!r} is not one of "
+                + ", ".join(PROCESSING_GUARANTEES)
+            )
         if self.kafka_security_protocol not in SECURITY_PROTOCOLS:
             raise ValueError(
                 f"FS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol!r} is not one of "
                 + ", ".join(SECURITY_PROTOCOLS)
             )
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def bootstrap(self) -> str:
@@ -147,6 +162,7 @@ class Settings:
             "FS_FLUSH_EVENTS": str(self.flush_events),
             "FS_FLUSH_MS": str(self.flush_ms),
             "FS_READ_PROCESS": "1" if self.read_process else "0",
+            "FS_PROCESSING_GUARANTEE": self.processing_guarantee,
         }
         env.update(self.auth_env())
         if self.kafka_bootstrap:

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,48 @@ def wait_all(worker: Worker, sent: dict[str, int], *others: Worker, timeout: flo
         assert time.monotonic() < deadline, (f"only {done} of {goals} after {timeout}s; "
                                              f"logs {[w.handle.log_path for w in workers]}")
         time.sleep(0.5)
+
+
+def positions(records: list[dict[str, Any]]) -> Counter:
+    """How many records name each source position (topic, partition, offset)."""
+    return Counter((r["topic"], r["partition"], r["offset"]) for r in records)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the outputs hold after a run, read as read_committed consumers read them."""
+
+    rejected: int  # late and invalid decisions, over the 5 logs
+    dead_letters: int  # distinct source positions in the DLQ
+    copies: dict[str, int]  # output -> records naming a position already named (at least once)
+
+    def line(self) -> str:
+        return (f"{self.rejected} rejected = {self.dead_letters} dead letters; records sent twice: "
+                + ", ".join(f"{name} {n}" for name, n in self.copies.items()))
+
+
+def count_outputs(worker: Worker, *, predictions: bool = False) -> Outputs:
+    """Every applied event is in its feature log and forwarded once; one dead
+    letter per rejected event; what is there twice is counted, not failed."""
+    settings, topics = worker.settings, worker.settings.topics
+    counts = {s: worker.counts(s) for s in SOURCES}
+    letters = positions(decode(consume_all(settings, topics.dlq)))
+    rejected = sum(c["late"] + c["invalid"] for c in counts.values())
+    # No applied event is judged late on its re-delivery: one dead letter per rejection.
+    assert len(letters) == rejected, (len(letters), rejected)
+    served = {s: positions(decode(consume_all(settings, topics.features(s)))) for s in SOURCES}
+    for source in SOURCES:
+        assert len(served[source]) == counts[source]["applied"], source
+    copies = {
+        "feature log": sum(n - 1 for log in served.values() for n in log.values()),
+        "re-keyed forwards": sum(len(consume_all(settings, topics.events(derived))) - counts[parent]["applied"]
+                                 for derived, parent in REKEYED),
+        "dead letters": sum(n - 1 for n in letters.values()),
+    }
+    if predictions:
+        scored = positions(decode(consume_all(settings, topics.predictions)))
+        copies["predictions"] = sum(n - 1 for n in scored.values())
+    return Outputs(rejected, len(letters), copies)
 
 
 def by_position(settings: Settings, topic: str) -> dict[tuple[int, int], dict[str, Any]]:

@@ -14,7 +14,7 @@ from kafka_plumbing.settings import Settings
 # Row stages of the report (dev_tooling.bench_report), for --quick's rates.
 STAGES = [
     "baselines.raw_consume", "baselines.raw_consume_produce", "baselines.faust_consume", "baselines.faust_table",
-    "worker.ingest", "worker.messages",
+    "worker.ingest", "exactly_once.ingest", "worker.messages",
     "reads.bare_faust.500", "reads.idle.500", "reads.loaded", "reads.quiet", "reads.loaded_ingest",
     "latency.prediction.20", "latency.freshness.20", "latency.prediction.200", "latency.freshness.200",
     "offline.replay", "offline.training_set",

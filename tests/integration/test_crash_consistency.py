@@ -1,75 +1,132 @@
 """Crash consistency of the batched hot path, against the real broker.
 
-- SIGKILL three times mid-stream, each restart on the same data directory:
-  every event is applied exactly once (the counts equal the replay's
-  decisions), the feature log holds every applied event, with the values the
-  replay computes, and the re-keyed logs got every applied event.
+- SIGKILL three times at random moments while more than 50,000 real events
+  stream in, with the model deployed; restarted twice on the same data
+  directory and once on an empty one.  Under both guarantees every event is
+  applied exactly once (the counts equal the replay's decisions), the
+  feature log holds every applied event with the values the replay
+  computes, and the re-keyed logs got every applied event.  Under
+  exactly_once, read_committed readers also find exactly one feature-log
+  record, one prediction and one forward per applied event, and exactly one
+  dead letter per rejected one; under at_least_once the copies are counted.
 - SIGTERM right after the worker reports everything applied: every output is
   in Kafka, and a restart applies nothing twice."""
 from __future__ import annotations
 
+import random
+import shutil
 import signal
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
+from models.registry import Registry
 from tables.definitions import load as load_definitions
 from tests.conftest import SUMMARY_LINES
-from tests.integration.conftest import consume_all, decode
+from tests.integration.conftest import Worker, consume_all, decode
 from tests.integration.flights_stream import (REKEYED, SOURCES, Restartable, applied_total, assert_equals_replay,
-                                              by_position, produce_flights, wait_all)
+                                              by_position, count_outputs, positions, produce_flights, wait_all)
 
-KILL_LIMIT = 6000  # enough that each kill lands mid-stream
+HISTORY_DEPARTURES = 2_000  # published first: the model is trained on them
+STREAM_DEPARTURES = 24_500  # then these, with their arrivals and weather: more than 50,000 events
+STREAM_RATE = 1_500  # events/s: the stream is still arriving at each kill
+SEED = 20261204
+
+
+def isolated_by(isolated: Settings, tag: str, **changes: Any) -> Settings:
+    """Each test its own topics and groups (the registry is shared)."""
+    settings = replace(isolated, topic_prefix=f"{isolated.topic_prefix}-{tag}", app_id=f"{isolated.app_id}-{tag}",
+                       **changes)
+    ensure_topics_sync(settings, list(load_definitions(settings.features_module).sources))
+    return settings
 
 
 @pytest.fixture()
-def restartable(isolated: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Restartable]:
-    tag = "kill" if "kill" in request.node.name else "term"  # each test its own topics and group
-    settings = replace(isolated, topic_prefix=f"{isolated.topic_prefix}-{tag}", app_id=f"{isolated.app_id}-{tag}")
-    ensure_topics_sync(settings, list(load_definitions(settings.features_module).sources))
-    worker = Restartable(settings, tmp_path)
+def restartable(isolated: Settings, tmp_path: Path) -> Iterator[Restartable]:
+    worker = Restartable(isolated_by(isolated, "term"), tmp_path)
     try:
         yield worker
     finally:
         worker.stop()
 
 
-def test_three_kills_mid_stream_lose_nothing_and_apply_nothing_twice(restartable: Restartable,
-                                                                     tmp_path: Path) -> None:
-    worker = restartable.start()
-    sent = produce_flights(restartable.settings, KILL_LIMIT)
-    goal = sent["departures"] + sent["arrivals"]
-    for fraction in (0.2, 0.45, 0.7):
-        deadline = time.monotonic() + 300
-        while applied_total(worker) < goal * fraction:
-            assert time.monotonic() < deadline, f"stuck at {applied_total(worker)} of {goal}"
-            time.sleep(0.05)
-        assert applied_total(worker) < goal, "the kill should land mid-stream: raise LIMIT"
-        restartable.signal(signal.SIGKILL)
+def deploy_model(worker: Worker) -> int:
+    """flight_delay trained on what the worker applied so far (once per session), deployed."""
+    registry = Registry(worker.settings.registry_dir)
+    if not registry.versions("flight_delay"):
+        trained = worker.cli("train", "--name", "flight_delay", "--ntrees", "5")
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+    version = max(registry.versions("flight_delay"))
+    deployed = worker.cli("models", "deploy", "flight_delay", str(version))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    deadline = time.monotonic() + 30
+    while True:  # every departure from here on is scored
+        model = next(m for m in worker.get("/models")[1]["models"] if m["name"] == "flight_delay")
+        if model["deployed"] and model["deployed"]["primary"] == version:
+            return version
+        assert time.monotonic() < deadline, model
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+def test_three_kills_and_an_empty_data_dir_lose_nothing_and_apply_nothing_twice(
+        isolated: Settings, tmp_path: Path, guarantee: str) -> None:
+    settings = isolated_by(isolated, f"kill-{guarantee.split('_')[0]}", processing_guarantee=guarantee)
+    restartable = Restartable(settings, tmp_path)
+    try:
         worker = restartable.start()
-    wait_all(worker, sent)
-    for source in SOURCES:
-        assert_equals_replay(worker, source, tmp_path)
-    letters = decode(consume_all(worker.settings, worker.settings.topics.dlq))
-    late = [r for r in letters if r["reason"] == "late"]
-    # No applied event is judged late on its re-delivery: one dead letter per late decision.
-    assert len({(r["topic"], r["partition"], r["offset"]) for r in late}) == sum(
-        worker.counts(s)["late"] for s in SOURCES)
-    # At least once: a kill between a flush's outputs and its state sends those outputs again.
-    served = [r for s in SOURCES for r in decode(consume_all(worker.settings, worker.settings.topics.features(s)))]
-    copies = len(served) - len({(r["topic"], r["partition"], r["offset"]) for r in served})
-    counts = {s: worker.counts(s) for s in SOURCES}
-    SUMMARY_LINES.append(
-        f"crash consistency: 3 SIGKILLs mid-stream; {sum(sent.values())} events in, applied "
-        f"{sum(c['applied'] for c in counts.values())} over the 5 logs (re-keyed included), "
-        f"{len(letters)} dead letters ({len(late)} late), 0 lost, 0 applied twice, 0 values differing from the replay; "
-        f"feature-log records sent twice (at least once): {copies}"
-    )
+        history = produce_flights(settings, HISTORY_DEPARTURES)
+        wait_all(worker, history)
+        version = deploy_model(worker)
+        before = applied_total(worker)
+        unscored = set(positions(decode(consume_all(settings, settings.topics.features("departures")))))
+
+        streamed: dict[str, int] = {}
+        stream = threading.Thread(target=lambda: streamed.update(produce_flights(
+            settings, STREAM_DEPARTURES, skip=HISTORY_DEPARTURES, rate=STREAM_RATE)))
+        stream.start()
+        rng = random.Random(SEED)
+        moments = [rng.uniform(0.1, 0.3), rng.uniform(0.35, 0.55), rng.uniform(0.6, 0.8)]
+        expected = 2 * STREAM_DEPARTURES  # departures and arrivals, about: the kills fall on fractions of it
+        for i, fraction in enumerate(moments):
+            deadline = time.monotonic() + 300
+            while applied_total(worker) - before < expected * fraction:
+                assert time.monotonic() < deadline, f"stuck at {applied_total(worker)}"
+                time.sleep(0.05)
+            assert stream.is_alive() or applied_total(worker) - before < expected * 0.95, "the kill should land mid-stream"
+            restartable.signal(signal.SIGKILL)
+            if i == len(moments) - 1:
+                shutil.rmtree(tmp_path / "data")  # the last restart recovers everything from the changelogs
+            worker = restartable.start()
+        stream.join()
+        sent = {source: history[source] + streamed[source] for source in history}
+        assert sum(streamed.values()) > 50_000
+        wait_all(worker, sent)
+
+        for source in SOURCES:
+            assert_equals_replay(worker, source, tmp_path)
+        outputs = count_outputs(worker, predictions=True)
+        scored = set(positions(decode(consume_all(settings, settings.topics.predictions))))
+        served = set(positions(decode(consume_all(settings, settings.topics.features("departures")))))
+        assert scored == served - unscored, "a prediction per departure applied since the deploy"
+        if guarantee == "exactly_once":
+            assert set(outputs.copies.values()) == {0}, outputs.copies
+        applied = sum(worker.counts(s)["applied"] for s in SOURCES)
+        SUMMARY_LINES.append(
+            f"crash consistency, {guarantee}: 3 SIGKILLs at {', '.join(f'{m:.0%}' for m in moments)} of the stream "
+            f"(the last restart on an empty data dir), model v{version} deployed; {sum(sent.values())} events in, "
+            f"applied {applied} over the 5 logs (re-keyed included); 0 lost, 0 applied twice, 0 values differing "
+            f"from the replay; {outputs.line()}"
+        )
+    finally:
+        if restartable.worker is not None:
+            restartable.stop()
 
 
 def test_sigterm_after_everything_applied_leaves_every_output_in_kafka(restartable: Restartable) -> None:
@@ -86,3 +143,7 @@ def test_sigterm_after_everything_applied_leaves_every_output_in_kafka(restartab
     worker = restartable.start()
     time.sleep(3)  # a restart re-reads nothing as new
     assert {s: worker.counts(s) for s in before} == before
+    outputs = count_outputs(worker)
+    assert set(outputs.copies.values()) == {0}, outputs.copies
+    SUMMARY_LINES.append(f"SIGTERM after everything applied, then a restart: {sum(sent.values())} events in; "
+                         f"every output in Kafka; {outputs.line()}")
