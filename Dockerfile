@@ -11,6 +11,8 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 
 # A full JDK only here: javac compiles the MOJO batch helper (models/java/) once.
+# DL3008 (pin apt versions): default-j*-headless are meta packages that
+# follow the release's JDK; pinning them would break with each point release.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends default-jdk-headless \
@@ -42,7 +44,7 @@ RUN "$VENV/bin/python" -I -c "from models.genmodel_runtime import batch_helper_c
 FROM ${PYTHON_IMAGE} AS runtime
 
 # A headless JRE: JPype starts the JVM in-process for h2o-genmodel (and
-# `featurestream train` runs h2o.jar on it).
+# `featurestream train` runs h2o.jar on it). DL3008: as in the build stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends default-jre-headless \
