@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any, Iterator
 from urllib.parse import quote
 
@@ -30,7 +31,6 @@ DEPARTURES = 1500
 MAX_ROWS = 60
 MAX_BODY = 64 * 1024
 VIEWS = ["origin_traffic", "dest_arrivals", "carrier_arrivals", "plane_recent"]
-AS_OF = "2013-01-01T14:30:00Z"
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -48,9 +48,19 @@ def served(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 assert fs.publish(source, events[source]).sent == len(events[source])
         for source in ("departures", "arrivals"):
             worker.wait_for(source, len(events[source]))
+        settle(worker)
         yield worker, events["departures"]
     finally:
         run.close()
+
+
+def settle(worker: Worker) -> None:
+    """Until the re-keyed logs (plane_recent's, carrier_arrivals') have caught up too:
+    every source's counts unchanged for two seconds."""
+    last: Any = None
+    while (counts := worker.get("/stats")[1]) != last:
+        last = counts
+        time.sleep(2)
 
 
 def post(worker: Worker, body: Any) -> tuple[int, Any]:
@@ -60,7 +70,7 @@ def post(worker: Worker, body: Any) -> tuple[int, Any]:
 
 
 def single(worker: Worker, view: str, entity: str, as_of: str | None) -> tuple[int, Any]:
-    query = "" if as_of is None else f"?as_of={as_of}"
+    query = "" if as_of is None else f"?as_of={quote(as_of)}"
     return http_json(f"{worker.url}/features/{view}/{quote(entity, safe='')}{query}")
 
 
@@ -72,15 +82,23 @@ def as_single(row: dict, view: str) -> tuple[int, Any]:
     return error.pop("status"), error
 
 
+def recent(departures: list[dict]) -> str:
+    """20 minutes before the last departure sent: inside the history the busiest
+    entities keep (their latest event time less the source's 1 h lateness)."""
+    last = max(datetime.fromisoformat(e["event_time"]) for e in departures)
+    return (last - timedelta(minutes=20)).isoformat()
+
+
 def entity_rows(departures: list[dict], n: int) -> list[dict]:
     keys = ("origin", "dest", "carrier", "tailnum")
     rows = list({tuple(e[k] for k in keys): None for e in departures[::7] if all(e.get(k) for k in keys)})[:n]
     return [dict(zip(keys, row)) for row in rows]
 
 
-@pytest.mark.parametrize("as_of", [None, AS_OF])
-def test_a_batch_answers_every_row_as_the_single_reads_do(served: tuple[Worker, list[dict]], as_of: str | None) -> None:
+@pytest.mark.parametrize("point_in_time", [False, True])
+def test_a_batch_answers_every_row_as_the_single_reads_do(served: tuple[Worker, list[dict]], point_in_time: bool) -> None:
     worker, departures = served
+    as_of = recent(departures) if point_in_time else None
     rows = entity_rows(departures, MAX_ROWS)
     assert len(rows) == MAX_ROWS
     status, body = post(worker, {"views": VIEWS, "rows": rows, "as_of": as_of})
@@ -93,7 +111,7 @@ def test_a_batch_answers_every_row_as_the_single_reads_do(served: tuple[Worker, 
             got = as_single(answered, view)
             assert got == single(worker, view, entity, as_of), (view, entity)
             statuses[got[0]] = statuses.get(got[0], 0) + 1
-    assert statuses.get(200, 0) >= len(rows) * len(VIEWS) // 2, statuses  # mostly answered, not all errors
+    assert statuses.get(200, 0) >= len(rows), statuses  # answers compared, not only errors
     print(f"batch of {len(rows)} rows x {len(VIEWS)} views (as_of={as_of}) equals the single reads: {statuses}")
 
 
@@ -101,16 +119,17 @@ def test_the_clients_batch_equals_its_single_reads_sync_and_async(served: tuple[
     worker, departures = served
     rows = [{"origin": r["origin"], "carrier": r["carrier"]} for r in entity_rows(departures, 2 * MAX_ROWS)]
     views = ["origin_traffic", "carrier_arrivals"]
+    as_of = recent(departures)
     with Client(worker.url) as fs:
-        batch = fs.get_features_batch(rows, views, as_of=AS_OF, batch_rows=MAX_ROWS)  # two requests
+        batch = fs.get_features_batch(rows, views, as_of=as_of, batch_rows=MAX_ROWS)  # two requests
         assert [b.row for b in batch] == rows and all(b.complete for b in batch)
         for b in batch[:10]:
-            assert b.vectors["origin_traffic"] == fs.get_features("origin_traffic", b.row["origin"], as_of=AS_OF)
-            assert b.vectors["carrier_arrivals"] == fs.get_features("carrier_arrivals", b.row["carrier"], as_of=AS_OF)
+            assert b.vectors["origin_traffic"] == fs.get_features("origin_traffic", b.row["origin"], as_of=as_of)
+            assert b.vectors["carrier_arrivals"] == fs.get_features("carrier_arrivals", b.row["carrier"], as_of=as_of)
 
     async def read_async() -> list:
         async with AsyncClient(worker.url) as fs:
-            return await fs.get_features_batch(rows, views, as_of=AS_OF, batch_rows=MAX_ROWS)
+            return await fs.get_features_batch(rows, views, as_of=as_of, batch_rows=MAX_ROWS)
 
     assert asyncio.run(read_async()) == batch
 
