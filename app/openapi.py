@@ -80,6 +80,33 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                     **_gated("read", "FS_REQUIRE_READ_TOKEN"),
                 },
             }},
+            "/features": {"post": {
+                "summary": "Many entity rows and views in one request (optionally as of one time): one vector per "
+                           "row, in request order; each view's answer is its GET /features body, or the error that "
+                           "read would have had (per row, with its status). Reads owned by other workers are asked "
+                           "of them in parallel",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {
+                        "views": {"type": "array", "minItems": 1,
+                                  "items": {"type": "string", "enum": view_names or [""]}},
+                        "rows": {"type": "array", "items": {"anyOf": [
+                            {"type": "string", "description": "the entity, for every view"},
+                            {"type": "object", "additionalProperties": {"type": "string"},
+                             "description": "entity field -> entity (each view reads its own entity field)"}]}},
+                        "as_of": {"type": "string", "format": "date-time",
+                                  "description": "ISO-8601 with a zone: point-in-time values by the T-based rule"},
+                    },
+                    "required": ["views", "rows"],
+                }}}},
+                "responses": {
+                    "200": _json("one entry per row, in request order", {"$ref": "#/components/schemas/Batch"}),
+                    "400": _error("the body is not a batch request, or as_of is not ISO-8601 with a zone"),
+                    "413": _error("the body is larger than FS_HTTP_MAX_BODY_BYTES, or has more rows or views than "
+                                  "FS_HTTP_BATCH_MAX_ROWS / FS_HTTP_BATCH_MAX_VIEWS"),
+                    **_gated("read", "FS_REQUIRE_READ_TOKEN"),
+                },
+            }},
             "/score": {"post": {
                 "summary": "Score one event synchronously: the features the stream would serve it "
                            "(history only, the event is not applied), scored by the deployed primary models",
@@ -143,6 +170,29 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                     "type": "object",
                     "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
                     "required": ["error", "detail"],
+                },
+                "Batch": {
+                    "type": "object",
+                    "properties": {
+                        "views": {"type": "array", "items": {"type": "string"}},
+                        "as_of": {"type": "string", "nullable": True},
+                        "rows_with_errors": {"type": "integer"},
+                        "rows": {"type": "array", "items": {
+                            "type": "object",
+                            "properties": {
+                                "row": {},
+                                "views": {"type": "object", "additionalProperties": {"type": "object"},
+                                          "description": "view -> its GET /features/{view}/{entity} body"},
+                                "errors": {"type": "object", "additionalProperties": {
+                                    "type": "object",
+                                    "properties": {"status": {"type": "integer"}, "error": {"type": "string"},
+                                                   "detail": {"type": "string"}},
+                                    "required": ["status", "error", "detail"]}},
+                            },
+                            "required": ["row", "views", "errors"],
+                        }},
+                    },
+                    "required": ["views", "rows", "rows_with_errors"],
                 },
                 "Prediction": {
                     "type": "object",

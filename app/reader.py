@@ -29,6 +29,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +38,7 @@ from yarl import URL
 from agents.control_plane import ControlState
 from agents.serving_snapshot import META_KEY, ServingSnapshot, decode
 from agents.source_state import partition_stores
+from app.batch_read import BATCH_PATH, FORWARDED_HEADER, BatchLimits, answer_batch
 from app.feature_read import Forward, read_features
 from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
 from app.tokens import READ, load_tokens
@@ -185,6 +187,25 @@ class Reader:
             return web.json_response(body, status=status)
         return web.json_response(answer.body, status=answer.status)
 
+    async def batch(self, request: web.Request) -> web.Response:
+        """``POST /features`` (``app.batch_read``), from the same state as ``features``."""
+        follower = self.follower
+        self.current()
+        decision = judge(follower, request, READ)
+        if decision.status != 200:
+            return web.json_response(error_body(decision.error or "unauthorized", decision.detail or ""),
+                                     status=decision.status)
+        client = self.client
+        assert client is not None
+
+        async def send(url: URL, body: bytes) -> tuple[int, Any]:
+            return await forward(client, url, request, body, {FORWARDED_HEADER: "1"})
+
+        answer = await answer_batch(self.side, await request.read(), BatchLimits.from_settings(follower.settings),
+                                    lambda name: sees_view(follower, decision, name),
+                                    None if FORWARDED_HEADER in request.headers else send)
+        return web.json_response(answer.body, status=answer.status)
+
     async def health(self, request: web.Request) -> web.StreamResponse:
         response = await self.proxy(request)
         self.current()
@@ -215,6 +236,7 @@ def build(reader: Reader, limits: HttpLimits) -> web.Application:
     application = web.Application(middlewares=[json_errors(limits, lambda status: None)],
                                   client_max_size=limits.max_body_bytes)
     application.router.add_get(FEATURES_PATH, reader.features)
+    application.router.add_post(BATCH_PATH, reader.batch)
     application.router.add_get("/healthz", reader.health)
     application.router.add_route("*", "/{tail:.*}", reader.proxy)
     return application

@@ -42,10 +42,11 @@ def owner(placement: Owners, topic: str, key: str, partitions: int) -> URL | Non
     return None if (url.host, url.port) == (own.host, own.port) else url
 
 
-async def forward(client: aiohttp.ClientSession, url: URL, request: Any, body: bytes | None = None) -> tuple[int, Any]:
+async def forward(client: aiohttp.ClientSession, url: URL, request: Any, body: bytes | None = None,
+                  extra_headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """Send the same request (method, path, query, body) to ``url``; (status, JSON body)."""
     target = request.url.with_host(url.host).with_port(url.port)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(extra_headers or {})}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     try:

@@ -21,6 +21,7 @@ from agents.control_records import LIVE
 from agents.readiness import is_ready
 from app import web_scoring, web_server
 from app.openapi import openapi
+from app.batch_read import BATCH_PATH, FORWARDED_HEADER, BatchLimits, answer_batch
 from app.feature_read import Forward, read_features
 from app.routing import forward, owner
 from app.runtime import Runtime
@@ -74,6 +75,24 @@ class FeatureValues(RuntimeView):
         if isinstance(answer, Forward):
             status, routed = await forward(runtime.app.http_client, answer.url, request)
             return self.json(routed, status=status)
+        return self.json(answer.body, status=answer.status)
+
+
+class BatchFeatures(RuntimeView):
+    async def post(self, request: Request) -> Response:
+        """``POST /features`` (``app.batch_read``) in the worker's own process."""
+        decision, denied = admit(self, request, READ)
+        if denied is not None:
+            return denied
+        runtime = self.runtime
+
+        async def send(url: URL, body: bytes) -> tuple[int, Any]:
+            return await forward(runtime.app.http_client, url, request, body, {FORWARDED_HEADER: "1"})
+
+        answer = await answer_batch(RuntimeReadSide(runtime), await request.read(),
+                                    BatchLimits.from_settings(runtime.settings),
+                                    lambda name: sees_view(runtime, decision, name),
+                                    None if FORWARDED_HEADER in request.headers else send)
         return self.json(answer.body, status=answer.status)
 
 
@@ -133,6 +152,7 @@ class Dashboard(RuntimeView):
 # Every route of the worker, in one place (``app.openapi`` describes each).
 ROUTES: tuple[tuple[str, type[View]], ...] = (
     (FEATURES_PATH, FeatureValues),
+    (BATCH_PATH, BatchFeatures),
     ("/views", Views),
     ("/stats", Stats),
     ("/healthz", Health),

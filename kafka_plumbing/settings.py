@@ -98,6 +98,11 @@ class Settings:
     )
     http_idle_timeout_s: float = field(default_factory=lambda: float(_env("FS_HTTP_IDLE_TIMEOUT", "30")))
     http_body_timeout_s: float = field(default_factory=lambda: float(_env("FS_HTTP_BODY_TIMEOUT", "15")))
+    # POST /features: the most entity rows and views one request may ask for
+    # (413 beyond): a request's reads are rows x views, each a store lookup
+    # or a share of a forwarded request, answered while the request waits.
+    http_batch_max_rows: int = field(default_factory=lambda: int(_env("FS_HTTP_BATCH_MAX_ROWS", "1000")))
+    http_batch_max_views: int = field(default_factory=lambda: int(_env("FS_HTTP_BATCH_MAX_VIEWS", "20")))
     # A batch of events is flushed (outputs, state, offsets) when it holds this
     # many events, or this many milliseconds after its first: the bound on
     # the latency a batch adds and on the size of one state flush.

@@ -3,8 +3,10 @@ key's owner, and a deploy reaches both within seconds."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+import urllib.request
 from datetime import datetime
 from typing import Iterator
 
@@ -75,6 +77,29 @@ def test_partitions_are_shared_and_reads_routed_to_the_owner(pair: list[Worker])
         answers = [w.get(f"/features/origin_traffic/{airport}") for w in pair]
         assert [status for status, _ in answers] == [200, 200]
         assert answers[0][1]["features"] == answers[1][1]["features"]
+
+
+def test_a_batch_sent_to_either_worker_answers_every_row_with_the_owners_value(pair: list[Worker]) -> None:
+    # Runs after the test above has published HISTORY and both workers own partitions.
+    tails = ("N14228", "N24211", "N619AA", "N804JB", "N668DN", "N39463",
+             "N516JB", "N829AS", "N593JB", "N3ALAA", "N793JB", "N657JB")
+    rows = [{"tailnum": t, "origin": o} for t, o in zip(tails, ("EWR", "JFK", "LGA") * 4)]
+    body = json.dumps({"views": ["plane_recent", "origin_traffic"], "rows": rows}).encode()
+
+    def batch(worker: Worker) -> list[dict]:
+        request = urllib.request.Request(worker.url + "/features", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["rows"]
+
+    deadline = time.monotonic() + 30  # plane_recent's re-keyed log may trail the departures counted above
+    while any(r["errors"] for r in batch(pair[0])) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for worker in pair:
+        for row, got in zip(rows, batch(worker)):
+            assert not got["errors"], got["errors"]  # every row answered, by whichever worker owns it
+            for view, field in (("plane_recent", "tailnum"), ("origin_traffic", "origin")):
+                owner = pair[0].get(f"/features/{view}/{row[field]}")
+                assert (200, got["views"][view]) == owner, (worker.url, view, row[field])
 
 
 def test_a_deploy_reaches_every_worker_within_seconds(pair: list[Worker]) -> None:
