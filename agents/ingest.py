@@ -121,6 +121,7 @@ def register_ingest(
         )
         agents.append(SourceAgent(runtime, outputs, services))
     loop = IngestLoop(settings, agents, placement)
+    metrics.watch(runtimes, loop, lambda: plane.models, settings.metrics_interval_s)  # metrics: read at scrape time
 
     @app.task
     async def ingest() -> None:
@@ -222,34 +223,41 @@ class SourceAgent:
             batch, self.batch = self.batch, Batch()
             if not batch.records or self.kafka is None:
                 return
+            timer = self.services.metrics.flush_timer(self.source.name)  # metrics
             # The batch's state changes are taken at once, with nothing awaited since the
             # swap: a record of the next batch must not reach this flush's state
             # without its outputs.
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
-            self.score(batch)
+            predicted = self.score(batch)
             await asyncio.sleep(0)
             for output, exc in await batch.outbox.send(self.kafka.outputs):
                 log.error("output to %s failed: %s: %s", output.topic, type(exc).__name__, exc)
                 self.services.metrics.events.labels(self.source.name, "output_error").inc()
+            timer.sent(predicted)  # metrics: the predictions are acknowledged
             written = {p: changed for p, changed in changes.items() if changed}
             # Each partition's flush is its own record batch: written side by side.
             throughs = await asyncio.gather(*(self.write_state(p, changed) for p, changed in written.items()))
             for (partition, changed), through in zip(written.items(), throughs):
                 self.state.applied(partition, changed, through)
+            timer.commit()  # metrics
             if self.commit is not None:
                 await self.commit({TopicPartition(self.topic, p): offset + 1 for p, offset in batch.through.items()})
+            timer.done(len(batch.records), written)  # metrics
 
-    def score(self, batch: Batch) -> None:
-        """The batch's applied events, scored in one call per model version."""
+    def score(self, batch: Batch) -> list[int]:
+        """The batch's applied events, scored in one call per model version; returns the
+        Kafka timestamps of those with a prediction (for the latency metric)."""
         scoring = self.services.scoring
         if scoring is None or not batch.to_score:
-            return
+            return []
         records = [record for record, _ in batch.to_score]
+        predicted: list[int] = []  # metrics
         refusals = scoring.score_in_stream([request for _, request in batch.to_score],
-                                           [record.key for record in records], batch.outbox)
+                                           [record.key for record in records], batch.outbox, predicted)
         for record, errors in zip(records, refusals):
             for error in errors:
                 self.reject(record, validation.SCORING_ERROR, error, batch.outbox)
+        return [records[i].timestamp for i in predicted]  # metrics
 
     async def write_state(self, partition: int, changes: dict[bytes, bytes | None]) -> int:
         """One record batch in the partition's changelog; retried while the brokers are away."""

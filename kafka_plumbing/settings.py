@@ -102,6 +102,10 @@ class Settings:
     # the latency a batch adds and on the size of one state flush.
     flush_events: int = field(default_factory=lambda: int(_env("FS_FLUSH_EVENTS", "1000")))
     flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "10")))
+    # Every this many seconds a worker publishes its metrics to fs.metrics
+    # (agents.metrics_publisher); 0 publishes none.  Table key counts in
+    # /metrics are refreshed at most this often too.
+    metrics_interval_s: float = field(default_factory=lambda: float(_env("FS_METRICS_INTERVAL_S", "10")))
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
@@ -147,6 +151,7 @@ class Settings:
             "FS_FLUSH_EVENTS": str(self.flush_events),
             "FS_FLUSH_MS": str(self.flush_ms),
             "FS_READ_PROCESS": "1" if self.read_process else "0",
+            "FS_METRICS_INTERVAL_S": str(self.metrics_interval_s),
         }
         env.update(self.auth_env())
         if self.kafka_bootstrap:
