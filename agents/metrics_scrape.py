@@ -49,9 +49,12 @@ def count_keys(sources: Mapping[str, SourceRuntime]) -> dict[tuple[str, str, int
     counts: dict[tuple[str, str, int], int] = {}
     for name, runtime in sources.items():
         state = runtime.state
+        # A view's namespace is named by its state key (``view.<name>.v1.<hash>``): shown as the view's ref.
+        tables = {f"view.{view.state_key}": view.ref for view in runtime.views}
         for partition in list(state.partitions):
             for key in state.store.keys(state.log, partition):
-                table = key.split(SEP, 1)[0].decode(errors="replace")
+                namespace = key.split(SEP, 1)[0].decode(errors="replace")
+                table = tables.get(namespace, namespace)
                 slot = (name, table, partition)
                 counts[slot] = counts.get(slot, 0) + 1
     return counts
@@ -104,7 +107,7 @@ class WorkerCollector(Collector):
                     info.add_metric([model, str(version), role], 1)
         yield info
         keys = GaugeMetricFamily("featurestream_table_keys", "Keys in the worker's flushed state, by source, "
-                                 "table (view.<state key>, seen, clock) and partition",
+                                 "table (a view's ref, seen, clock) and partition",
                                  labels=["source", "table", "partition"])
         for (name, table, partition), n in sorted(self.keys.get(self.sources).items()):
             keys.add_metric([name, table, str(partition)], n)
