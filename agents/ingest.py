@@ -121,6 +121,7 @@ def register_ingest(
         )
         agents.append(SourceAgent(runtime, outputs, services))
     loop = IngestLoop(settings, agents, placement)
+    metrics.watch(runtimes, loop, lambda: plane.models, settings.metrics_interval_s)  # metrics: read at scrape time
 
     @app.task
     async def ingest() -> None:
@@ -225,33 +226,40 @@ class SourceAgent:
             batch, self.batch = self.batch, Batch()
             if not batch.records or self.kafka is None:
                 return
+            timer = self.services.metrics.flush_timer(self.source.name)  # metrics
             # The batch's state changes are taken at once, with nothing awaited since the
             # swap: a record of the next batch must not reach this flush's state
             # without its outputs.
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
-            self.score(batch)
+            predicted = self.score(batch)
             await asyncio.sleep(0)
             written = {p: changed for p, changed in changes.items() if changed}
             positions = {TopicPartition(self.topic, p): offset + 1 for p, offset in batch.through.items()}
             throughs = await self.kafka.writer.write(batch.outbox, written, positions)
+            timer.sent(predicted)  # metrics: the predictions are acknowledged
             for partition, changed in written.items():
                 self.state.applied(partition, changed, throughs[partition])
+            timer.commit()  # metrics
             await self.kafka.writer.done(positions)
+            timer.done(len(batch.records), written)  # metrics
 
     def failed_outputs(self, count: int) -> None:
         self.services.metrics.events.labels(self.source.name, "output_error").inc(count)
 
-    def score(self, batch: Batch) -> None:
-        """The batch's applied events, scored in one call per model version."""
+    def score(self, batch: Batch) -> list[int]:
+        """The batch's applied events, scored in one call per model version; returns the
+        Kafka timestamps of those with a prediction (for the latency metric)."""
         scoring = self.services.scoring
         if scoring is None or not batch.to_score:
-            return
+            return []
         records = [record for record, _ in batch.to_score]
+        predicted: list[int] = []  # metrics
         refusals = scoring.score_in_stream([request for _, request in batch.to_score],
-                                           [record.key for record in records], batch.outbox)
+                                           [record.key for record in records], batch.outbox, predicted)
         for record, errors in zip(records, refusals):
             for error in errors:
                 self.reject(record, validation.SCORING_ERROR, error, batch.outbox)
+        return [records[i].timestamp for i in predicted]  # metrics
 
     # -- one record ----------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -283,23 +284,33 @@ class ScoringRuntime:
             return [outcome for row in rows for outcome in self._score_rows(spec, version, [row])]
 
     def score_in_stream(self, requests: list["ScoreRequest"], keys: list[bytes | None], outbox: Outbox,
-                        ) -> list[list[str]]:
+                        predicted: list[int] | None = None) -> list[list[str]]:
         """Score a flush's applied events, their predictions into the outbox; per event, the
-        refusal texts (for the DLQ)."""
+        refusal texts (for the DLQ).  ``predicted`` gets the indexes of the events that have
+        a prediction (for the event-to-prediction latency)."""
         out: list[list[str]] = []
-        for request, key, scored in zip(requests, keys, self.score_events(requests)):
+        # Counted per flush, not per prediction: one ``labels`` lookup per distinct series.
+        tally: Counter[tuple[str, str, str, str]] = Counter()
+        latencies: Counter[float] = Counter()
+        for i, (request, key, scored) in enumerate(zip(requests, keys, self.score_events(requests))):
             for refusal in scored.refusals:
                 if refusal.reason == SCORING_FAILED:
                     self.metrics.scoring_errors.labels(refusal.model, str(refusal.version)).inc()
+            if predicted is not None and scored.predictions:
+                predicted.append(i)
             for record in scored.predictions:
-                self.metrics.predictions.labels(record.model, str(record.model_version), record.role).inc()
-                self.metrics.score_latency.observe(record.score_latency_us / 1e6)
+                tally[(record.model, str(record.model_version), record.role, str(record.label))] += 1
+                latencies[record.score_latency_us] += 1
                 if record.role == "primary":
                     self._audit_switch(record.model, record.model_version, request.provenance)
                 topic = (self.settings.topics.predictions if record.role == "primary"
                          else self.settings.topics.shadow_predictions)
                 outbox.add(topic, key, record.encode())
             out.append([refusal.detail for refusal in scored.refusals])
+        for labels, n in tally.items():
+            self.metrics.predictions.labels(*labels).inc(n)
+        for latency_us, n in latencies.items():  # rows of one call share one latency
+            self.metrics.score_latency.observe(latency_us / 1e6, n)
         return out
 
     def _audit_switch(self, model: str, version: int, provenance: Provenance) -> None:

@@ -11,6 +11,7 @@ from agents.backfill import Backfill
 from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
+from agents.metrics_publisher import register_metrics_publisher
 from agents.placement import Placement
 from agents import serving_snapshot
 from agents.readiness import is_ready
@@ -117,5 +118,7 @@ def create_app(
     async def publish_serving_snapshot() -> None:  # the rest of readiness (Faust's own group): within this period
         write_snapshot()
 
+    register_metrics_publisher(app, settings.topics.metrics, metrics, str(app.conf.canonical_url),
+                               settings.metrics_interval_s)
     web.register(runtime)
     return runtime

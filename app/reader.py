@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from yarl import URL
 
 from agents.control_plane import ControlState
@@ -40,6 +41,7 @@ from agents.serving_snapshot import META_KEY, ServingSnapshot, decode
 from agents.source_state import partition_stores
 from app.batch_read import BATCH_PATH, FORWARDED_HEADER, BatchLimits, answer_batch
 from app.feature_read import Forward, read_features
+from app.http_metrics import merged_exposition, reader_histogram, timing
 from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
 from app.tokens import READ, load_tokens
 from app.web_auth import judge, sees_view
@@ -140,6 +142,8 @@ class Reader:
         self.dirty = False  # signalled since the last catch-up
         self.signals = sys.stdin.fileno()  # one byte per write of the worker's; closed when it exits
         self.gone = asyncio.Event()
+        self.registry = CollectorRegistry()  # this process's figures, merged into the worker's /metrics
+        self.http_latency = reader_histogram(self.registry)
 
     def signalled(self) -> None:
         """The worker wrote: catch up before the next read, and soon anyway (a
@@ -214,6 +218,14 @@ class Reader:
                                       "detail": "the read process has not seen the worker ready yet"}, status=503)
         return response
 
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        """The worker's exposition with this process's request latencies merged in (``app.http_metrics``)."""
+        response = await self.proxy(request)
+        if response.status != 200 or not isinstance(response, web.Response) or response.body is None:
+            return response
+        body = merged_exposition(bytes(response.body).decode(), self.registry)  # type: ignore[arg-type]
+        return web.Response(body=body, content_type=CONTENT_TYPE_LATEST.split(";")[0], charset="utf-8")
+
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         """Anything but a feature read: the worker's own web server answers it."""
         assert self.client is not None
@@ -235,8 +247,13 @@ def build(reader: Reader, limits: HttpLimits) -> web.Application:
     """The same limits and JSON errors as the worker's own server (``app.web_server``)."""
     application = web.Application(middlewares=[json_errors(limits, lambda status: None)],
                                   client_max_size=limits.max_body_bytes)
-    application.router.add_get(FEATURES_PATH, reader.features)
-    application.router.add_post(BATCH_PATH, reader.batch)
+    features = application.router.add_get(FEATURES_PATH, reader.features)
+    batch = application.router.add_post(BATCH_PATH, reader.batch)
+    # Only the routes answered here are timed here (the worker times what it is
+    # proxied), outermost so their error answers are timed too.
+    answered = frozenset({features.resource.canonical, batch.resource.canonical})
+    application.middlewares.insert(0, timing(reader.http_latency, "reader", answered))
+    application.router.add_get("/metrics", reader.metrics)
     application.router.add_get("/healthz", reader.health)
     application.router.add_route("*", "/{tail:.*}", reader.proxy)
     return application

@@ -19,7 +19,7 @@ from yarl import URL
 from agents.control_plane import ControlPlane, ControlState
 from agents.control_records import LIVE
 from agents.readiness import is_ready
-from app import web_scoring, web_server
+from app import http_metrics, web_scoring, web_server
 from app.openapi import openapi
 from app.batch_read import BATCH_PATH, FORWARDED_HEADER, BatchLimits, answer_batch
 from app.feature_read import Forward, read_features
@@ -172,6 +172,8 @@ def register(runtime: Runtime) -> None:
         runtime.app.page(path)(view)
     limits = web_server.HttpLimits.from_settings(runtime.settings)
     errors = runtime.metrics.http_errors
+    # Outside json_errors: an error answer is timed too.
+    web_app.middlewares.append(http_metrics.timing(runtime.metrics.http_latency, "worker"))
     web_app.middlewares.append(web_server.json_errors(limits, lambda status: errors.labels(str(status)).inc()))
     web_server.install(runtime.app.web, limits)
 

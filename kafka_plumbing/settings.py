@@ -113,6 +113,10 @@ class Settings:
     processing_guarantee: str = field(
         default_factory=lambda: _env("FS_PROCESSING_GUARANTEE", "at_least_once").lower()
     )
+    # Every this many seconds a worker publishes its metrics to fs.metrics
+    # (agents.metrics_publisher); 0 publishes none.  Table key counts in
+    # /metrics are refreshed at most this often too.
+    metrics_interval_s: float = field(default_factory=lambda: float(_env("FS_METRICS_INTERVAL_S", "10")))
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
@@ -168,6 +172,7 @@ class Settings:
             "FS_FLUSH_MS": str(self.flush_ms),
             "FS_READ_PROCESS": "1" if self.read_process else "0",
             "FS_PROCESSING_GUARANTEE": self.processing_guarantee,
+            "FS_METRICS_INTERVAL_S": str(self.metrics_interval_s),
         }
         env.update(self.auth_env())
         if self.kafka_bootstrap:
