@@ -123,6 +123,12 @@ def test_figures_agree_with_stats(run: dict[str, Any], metrics_worker: Worker) -
     assert value(samples, "featurestream_flush_seconds_count", source="departures") > 0
     assert value(samples, "featurestream_commit_seconds_count", source="departures") > 0
     assert value(samples, "featurestream_flush_events_sum", source="departures") == run["sent"]
+    # Key counts are refreshed at most every FS_METRICS_INTERVAL_S: the first may predate the events.
+    deadline = time.monotonic() + worker.settings.metrics_interval_s + 10
+    while not series(samples, "featurestream_table_keys", source="departures", table="origin_traffic"):
+        assert time.monotonic() < deadline, "no featurestream_table_keys for origin_traffic"
+        time.sleep(0.5)
+        samples = parse(scrape(worker))
     assert value(samples, "featurestream_table_keys", source="departures", table="origin_traffic") > 0
 
     reads = value(samples, "featurestream_http_request_seconds_count", route=FEATURES_ROUTE, server="reader")
