@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from dev_tooling import flights_data
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
 from models.registry import Registry
@@ -35,8 +36,9 @@ from tests.integration.flights_stream import (REKEYED, SOURCES, Restartable, app
 
 HISTORY_DEPARTURES = 2_000  # published first: the model is trained on them
 STREAM_DEPARTURES = 24_500  # then these, with their arrivals and weather: more than 50,000 events
-STREAM_RATE = 1_500  # events/s: the stream is still arriving at each kill
-SEED = 20261204
+STREAM_RATE = 1_500  # events/s: the worker keeps up, so each kill lands within its slice
+KILLS = 3
+SEED = 20261204  # the kill moments: fractions of their slices
 
 
 def isolated_by(isolated: Settings, tag: str, **changes: Any) -> Settings:
@@ -84,29 +86,41 @@ def test_three_kills_and_an_empty_data_dir_lose_nothing_and_apply_nothing_twice(
         history = produce_flights(settings, HISTORY_DEPARTURES)
         wait_all(worker, history)
         version = deploy_model(worker)
-        before = applied_total(worker)
         unscored = set(positions(decode(consume_all(settings, settings.topics.features("departures")))))
 
-        streamed: dict[str, int] = {}
-        stream = threading.Thread(target=lambda: streamed.update(produce_flights(
-            settings, STREAM_DEPARTURES, skip=HISTORY_DEPARTURES, rate=STREAM_RATE)))
-        stream.start()
+        # The stream in four slices, each published at a pace while the worker
+        # takes it; a kill lands at a random moment within each of the first three
+        # (the worker has not taken the whole slice yet), the fourth follows the
+        # last restart.
         rng = random.Random(SEED)
-        moments = [rng.uniform(0.1, 0.3), rng.uniform(0.35, 0.55), rng.uniform(0.6, 0.8)]
-        expected = 2 * STREAM_DEPARTURES  # departures and arrivals, about: the kills fall on fractions of it
-        for i, fraction in enumerate(moments):
-            deadline = time.monotonic() + 300
-            while applied_total(worker) - before < expected * fraction:
-                assert time.monotonic() < deadline, f"stuck at {applied_total(worker)}"
-                time.sleep(0.05)
-            assert stream.is_alive() or applied_total(worker) - before < expected * 0.95, "the kill should land mid-stream"
-            restartable.signal(signal.SIGKILL)
-            if i == len(moments) - 1:
-                shutil.rmtree(tmp_path / "data")  # the last restart recovers everything from the changelogs
-            worker = restartable.start()
-        stream.join()
-        sent = {source: history[source] + streamed[source] for source in history}
-        assert sum(streamed.values()) > 50_000
+        moments = [rng.uniform(0.2, 0.7) for _ in range(KILLS)]
+        per_slice = STREAM_DEPARTURES // (KILLS + 1)
+        sent = dict(history)
+        for k in range(KILLS + 1):
+            skip = HISTORY_DEPARTURES + k * per_slice
+            slice_events = flights_data.load_events(limit=per_slice, skip=skip, progress=False)
+            goal = len(slice_events["departures"]) + len(slice_events["arrivals"])
+            base = applied_total(worker)
+            published: dict[str, int] = {}
+            stream = threading.Thread(target=lambda: published.update(
+                produce_flights(settings, per_slice, skip=skip, rate=STREAM_RATE)))
+            stream.start()
+            if k < KILLS:
+                deadline = time.monotonic() + 300
+                while applied_total(worker) - base < goal * moments[k]:
+                    assert time.monotonic() < deadline, f"stuck at {applied_total(worker)}"
+                    time.sleep(0.05)
+                at_kill, publishing = applied_total(worker), stream.is_alive()
+                restartable.signal(signal.SIGKILL)
+                assert publishing or at_kill - base < goal, "the kill should land mid-stream"
+            stream.join()
+            for source, n in published.items():
+                sent[source] += n
+            if k < KILLS:
+                if k == KILLS - 1:
+                    shutil.rmtree(tmp_path / "data")  # the last restart recovers everything from the changelogs
+                worker = restartable.start()
+        assert sum(sent.values()) - sum(history.values()) > 50_000
         wait_all(worker, sent)
 
         for source in SOURCES:
@@ -119,7 +133,7 @@ def test_three_kills_and_an_empty_data_dir_lose_nothing_and_apply_nothing_twice(
             assert set(outputs.copies.values()) == {0}, outputs.copies
         applied = sum(worker.counts(s)["applied"] for s in SOURCES)
         SUMMARY_LINES.append(
-            f"crash consistency, {guarantee}: 3 SIGKILLs at {', '.join(f'{m:.0%}' for m in moments)} of the stream "
+            f"crash consistency, {guarantee}: 3 SIGKILLs at {', '.join(f'{m:.0%}' for m in moments)} of slices 1-3 of 4 "
             f"(the last restart on an empty data dir), model v{version} deployed; {sum(sent.values())} events in, "
             f"applied {applied} over the 5 logs (re-keyed included); 0 lost, 0 applied twice, 0 values differing "
             f"from the replay; {outputs.line()}"

@@ -119,7 +119,7 @@ def test_score_over_http_equals_the_stream_and_h2o_predict(worker: Worker, model
 def test_openapi_describes_every_route(worker: Worker) -> None:
     status, spec = worker.get("/openapi.json")
     assert status == 200
-    routes = {"/features/{view}/{entity}", "/score", "/models", "/models/{name}/deploy", "/views", "/stats",
+    routes = {"/features/{view}/{entity}", "/features", "/score", "/models", "/models/{name}/deploy", "/views", "/stats",
               "/healthz", "/metrics", "/", "/openapi.json"}
     assert set(spec["paths"]) == routes
     for path, methods in spec["paths"].items():
