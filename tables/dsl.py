@@ -98,23 +98,44 @@ class Source:
 
 @dataclass(frozen=True)
 class Feature:
-    """One aggregation over one window (``window_ms`` None: the entity's lifetime)."""
+    """One aggregation over one window (``window_ms`` None: the entity's lifetime).
+
+    ``hop_ms == window_ms`` makes the window *tumbling*: epoch-aligned windows
+    that do not overlap, read as the window holding the time (``closed`` False)
+    or the one just before it (``closed`` True).  Any other hop slides."""
 
     name: str
     agg: aggs.Aggregation
     window_ms: int | None = None
     hop_ms: int | None = None
+    closed: bool = False
 
     def __post_init__(self) -> None:
         if self.window_ms is None:
+            if self.closed:
+                raise ValueError(f"feature {self.name}: closed=True needs a tumbling window (hop == window)")
             return
         if self.window_ms <= 0 or self.hop_ms is None or self.hop_ms <= 0:
             raise ValueError(f"feature {self.name}: window and hop must be positive")
         if self.window_ms % self.hop_ms:
             raise ValueError(f"feature {self.name}: window must be a multiple of the hop")
+        if self.closed and not self.tumbling:
+            raise ValueError(f"feature {self.name}: closed=True needs a tumbling window (hop == window)")
+
+    @property
+    def tumbling(self) -> bool:
+        return self.window_ms is not None and self.window_ms == self.hop_ms
 
     def params(self) -> dict[str, Any]:
-        return {"name": self.name, **self.agg.params(), "window_ms": self.window_ms, "hop_ms": self.hop_ms}
+        params = {"name": self.name, **self.agg.params(), "window_ms": self.window_ms, "hop_ms": self.hop_ms}
+        # Only tumbling features carry these keys, so every sliding view keeps
+        # its fingerprint (and state key), while a view whose hop == window
+        # was read as sliding before gets a new state key and is filled again.
+        if self.tumbling:
+            params["tumbling"] = True
+        if self.closed:
+            params["closed"] = True
+        return params
 
 
 def default_hop_ms(window_ms: int) -> int:
@@ -137,58 +158,82 @@ def _window_suffix(window_ms: int | None) -> str:
 
 
 def _feature(
-    agg: aggs.Aggregation, window: str | int | None, hop: str | int | None, name: str | None
+    agg: aggs.Aggregation, window: str | int | None, hop: str | int | None, name: str | None,
+    closed: bool = False,
 ) -> Feature:
     window_ms = duration_ms(window)
-    hop_ms = duration_ms(hop) if hop is not None else (default_hop_ms(window_ms) if window_ms else None)
+    if hop is not None:
+        hop_ms = duration_ms(hop)
+    elif window_ms:
+        hop_ms = default_hop_ms(window_ms)
+        if hop_ms == window_ms:
+            # W <= 1 minute: the default hop would silently make it tumbling.
+            raise ValueError(
+                f"window {window!r}: give a hop (hop={window!r} for a tumbling window, a divisor to slide)"
+            )
+    else:
+        hop_ms = None
     if name is None:
         base = agg.kind if agg.field is None else f"{agg.kind}_{agg.field}"
         name = base + _window_suffix(window_ms)
-    return Feature(name=name, agg=agg, window_ms=window_ms, hop_ms=hop_ms)
+        if window_ms is not None and window_ms == hop_ms:
+            name += "_closed" if closed else "_current"
+    return Feature(name=name, agg=agg, window_ms=window_ms, hop_ms=hop_ms, closed=closed)
 
 
-def count(window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.Count(), window, hop, name)
+def count(window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Count(), window, hop, name, closed)
 
 
-def sum(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:  # noqa: A001
-    return _feature(aggs.Sum(field), window, hop, name)
+def sum(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,  # noqa: A001
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Sum(field), window, hop, name, closed)
 
 
-def mean(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.Mean(field), window, hop, name)
+def mean(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Mean(field), window, hop, name, closed)
 
 
-def min(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:  # noqa: A001
-    return _feature(aggs.Min(field), window, hop, name)
+def min(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,  # noqa: A001
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Min(field), window, hop, name, closed)
 
 
-def max(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:  # noqa: A001
-    return _feature(aggs.Max(field), window, hop, name)
+def max(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,  # noqa: A001
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Max(field), window, hop, name, closed)
 
 
-def stddev(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.Stddev(field), window, hop, name)
+def stddev(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Stddev(field), window, hop, name, closed)
 
 
-def last(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.Last(field), window, hop, name)
+def last(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.Last(field), window, hop, name, closed)
 
 
-def last_k(field: str, k: int = 5, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.LastK(field, k=k), window, hop, name or f"last_{k}_{field}")
+def last_k(field: str, k: int = 5, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.LastK(field, k=k), window, hop, name or f"last_{k}_{field}", closed)
 
 
-def distinct_count(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.DistinctCount(field), window, hop, name)
+def distinct_count(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.DistinctCount(field), window, hop, name, closed)
 
 
-def approx_distinct(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.ApproxDistinct(field), window, hop, name)
+def approx_distinct(field: str, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.ApproxDistinct(field), window, hop, name, closed)
 
 
-def approx_quantile(field: str, q: float = 0.5, window: str | None = None, *, hop: str | None = None, name: str | None = None) -> Feature:
-    return _feature(aggs.ApproxQuantile(field, q=q), window, hop, name)
+def approx_quantile(field: str, q: float = 0.5, window: str | None = None, *, hop: str | None = None, name: str | None = None,
+        closed: bool = False) -> Feature:
+    return _feature(aggs.ApproxQuantile(field, q=q), window, hop, name, closed)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 The state is a ``tables.state.ViewState``: lifetime IRs, and per hop the
 tiles by start time, each with one IR per feature of that hop and the newest
 event time it holds.  Features sharing a hop share tiles;
-``tile(x) = floor(x / H) * H`` (UTC epoch).
+``tile(x) = floor(x / H) * H`` (UTC epoch).  A feature reads a run of tiles
+(``tile_span``): a sliding window the tiles from ``floor(t - W, H)`` to
+``tile(t)``, a tumbling one (H = W) ``tile(t)`` alone, or with ``closed`` the
+tile before it.
 """
 from __future__ import annotations
 
@@ -18,6 +21,17 @@ State = ViewState
 
 def floor_to(x: int, step: int) -> int:
     return (x // step) * step
+
+
+def tile_span(feature: Feature, time_ms: int) -> tuple[int, int]:
+    """First and last start of the tiles ``feature`` aggregates at ``time_ms``."""
+    hop, window = feature.hop_ms or 1, feature.window_ms or 0
+    current = floor_to(time_ms, hop)
+    if feature.closed:
+        return current - hop, current - hop
+    if feature.tumbling:
+        return current, current
+    return floor_to(time_ms - window, hop), current
 
 
 def is_missing(value: Any) -> bool:
@@ -98,24 +112,24 @@ class ViewWindows:
                 del tiles[start]
 
     def values(self, state: State | None, time_ms: int) -> dict[str, Any]:
-        """Feature values at ``time_ms`` from tiles in ``[floor(t - W, H), tile(t)]``."""
+        """Feature values at ``time_ms`` from the tiles of each feature's ``tile_span``."""
         if state is None:
             state = self.new_state()
         out: dict[str, Any] = {}
-        # Features of one hop and window read the same tiles: found once, in start order.
-        in_window: dict[tuple[int, int], list[Tile]] = {}
+        # Features of one hop and span read the same tiles: found once, in start order.
+        in_span: dict[tuple[int, int, int], list[Tile]] = {}
         for slot in self._slots:
             feat, agg = slot.feature, slot.feature.agg
             if slot.group is None:
                 out[feat.name] = agg.finalize(state.life[slot.index])
                 continue
-            hop, window = slot.group, feat.window_ms or 0
-            tiles = in_window.get((hop, window))
+            hop = slot.group
+            first, last = tile_span(feat, time_ms)
+            tiles = in_span.get((hop, first, last))
             if tiles is None:
                 held = state.tiles.get(hop, {})
-                tiles = in_window[(hop, window)] = [
-                    tile for start in range(floor_to(time_ms - window, hop), floor_to(time_ms, hop) + 1, hop)
-                    if (tile := held.get(start)) is not None
+                tiles = in_span[(hop, first, last)] = [
+                    tile for start in range(first, last + 1, hop) if (tile := held.get(start)) is not None
                 ]
             out[feat.name] = agg.finalize(agg.merge_all([tile.irs[slot.index] for tile in tiles]))
         return out
@@ -124,7 +138,8 @@ class ViewWindows:
         """Point-in-time values at ``at_ms`` by the T-based rule, from the tiles.
 
         Returns (exact values, unavailable feature -> reason).  A windowed
-        feature is exact when nothing in tile(T) is later than T; a lifetime
+        feature is exact when nothing in tile(T) is later than T (a closed
+        tumbling window does not read tile(T), so it always is); a lifetime
         feature only when the entity has nothing later than T.  Never a guess."""
         if state is None:
             return self.values(None, at_ms), {}
@@ -139,6 +154,8 @@ class ViewWindows:
                     unavailable[feat.name] = "lifetime feature: the entity has events after as_of"
                 continue
             start = floor_to(at_ms, feat.hop_ms or 1)
+            if tile_span(feat, at_ms)[1] != start:
+                continue  # a closed tumbling window ends before tile(T): nothing in it is later than T
             tile = state.tiles.get(slot.group, {}).get(start)
             if tile is not None and tile.newest > at_ms:
                 end = start + (feat.hop_ms or 0) - 1

@@ -18,6 +18,8 @@ class Spec:
     field: str | None
     window_ms: int | None
     hop_ms: int | None
+    # hop == window: a tumbling window; closed: the window before the current one
+    closed: bool = False
 
 
 def late_flags(times: pd.Series, lateness_ms: int) -> np.ndarray:
@@ -55,12 +57,30 @@ def aggregate(kind: str, values: pd.Series, times: np.ndarray, order: np.ndarray
 def _select(history: pd.DataFrame, spec: Spec, at_ms: int, by_tile_of_t: bool) -> pd.DataFrame:
     if spec.window_ms is None:
         return history if by_tile_of_t else history[history.time_ms <= at_ms]
+    if spec.window_ms == spec.hop_ms:
+        return _select_tumbling(history, spec, at_ms, by_tile_of_t)
     hop = spec.hop_ms
     lo = math.floor((at_ms - spec.window_ms) / hop) * hop
     tiles = (history.time_ms // hop) * hop
     if by_tile_of_t:
         return history[(tiles >= lo) & (tiles <= (at_ms // hop) * hop)]
     return history[(history.time_ms >= lo) & (history.time_ms <= at_ms)]
+
+
+def _select_tumbling(history: pd.DataFrame, spec: Spec, at_ms: int, by_tile_of_t: bool) -> pd.DataFrame:
+    """Tumbling window W: the UTC-epoch-aligned windows [k*W, (k+1)*W).  The
+    current one is the window holding t, the closed one the window before it.
+    Served (by_tile_of_t): the earlier events of that window, whatever their
+    time.  Point in time: current = time in [start(T), T], closed = time in
+    [start(T) - W, start(T))."""
+    width = spec.window_ms
+    window_of_t = math.floor(at_ms / width)
+    wanted = window_of_t - 1 if spec.closed else window_of_t
+    window_of_event = np.floor_divide(history.time_ms.to_numpy(), width)
+    in_window = history[window_of_event == wanted]
+    if by_tile_of_t or spec.closed:
+        return in_window
+    return in_window[in_window.time_ms <= at_ms]
 
 
 def per_event(events: pd.DataFrame, specs: list[Spec], entity: str, lateness_ms: int) -> list[dict[str, Any]]:
@@ -101,5 +121,6 @@ def as_of(applied: pd.DataFrame, specs: list[Spec], entity: str, key: str, at_ms
 def specs_of(view: Any) -> list[Spec]:
     """Read a FeatureView's declared parameters (names and numbers only)."""
     return [
-        Spec(f.name, f.agg.kind, f.agg.field, f.window_ms, f.hop_ms) for f in view.features
+        Spec(f.name, f.agg.kind, f.agg.field, f.window_ms, f.hop_ms, getattr(f, "closed", False))
+        for f in view.features
     ]
