@@ -42,11 +42,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             from models import parallel_replay
             from models.replay_pool import describe
 
+            topic = settings.topics.events(source.name)
             jobs = parallel_replay.plan(settings, definitions.module, source.name)
-            task = bar.add_task(
-                f"replaying {settings.topics.events(source.name)} ({len(jobs)} partitions on {describe(workers, dask)})",
-                total=sum(job.size for job in jobs),
-            )
+            # Printed, not in the bar's description, which rich cuts to the terminal's width.
+            console.print(f"{topic}: {len(jobs)} partitions with records, on {describe(workers, dask)}", highlight=False)
+            task = bar.add_task(f"replaying {topic}", total=sum(job.size for job in jobs))
             rows = parallel_replay.run(pool, jobs, counts, on_done=lambda job: bar.advance(task, job.size))
             written = write_rows(out, rows, columns)
     console.print(

@@ -57,7 +57,7 @@ def replayed(
     partition: it is replayed here)."""
     if pool is not None and events_dir is None:
         jobs = parallel_replay.plan(settings, definitions.module, source, include_record=True)
-        task = bar.add_task(f"replaying {source} ({len(jobs)} partitions)", total=sum(j.size for j in jobs))
+        task = bar.add_task(f"replaying {source}, {len(jobs)} partitions", total=sum(j.size for j in jobs))
         return parallel_replay.run(pool, jobs, on_done=lambda job: bar.advance(task, job.size))
     records, total = _log(settings, source, events_dir)
     task = bar.add_task(f"replaying {source}", total=total)
