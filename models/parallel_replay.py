@@ -78,7 +78,8 @@ def run(
 ) -> list[dict[str, Any]]:
     """Every job on ``pool``; the rows in partition order (the single-process
     order), whichever finishes first.  ``counts`` gets the sum of the partitions'."""
-    futures = {pool.submit(replay_partition, job): job for job in jobs}
+    # Largest first: a big partition started last would run alone at the end.
+    futures = {pool.submit(replay_partition, job): job for job in sorted(jobs, key=lambda j: -j.size)}
     finished: dict[int, PartitionRows] = {}
     for future in as_completed(futures):
         part = future.result()
