@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from app import cli_control, cli_offline, cli_run
-from app.cli_common import add_features_flag, console
+from app.cli_common import add_features_flag, add_parallel_flags, console
 from dev_tooling.bench_config import STAGES
 from kafka_plumbing import settings as settings_mod
 from tables.definitions import DefinitionError
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--from-topic", action="store_true", help="read the source's Kafka topic (default)")
     where.add_argument("--events", metavar="FILE", help="read a JSON Lines file of events instead (one partition)")
     replay.add_argument("--out", required=True, help="output .parquet or .jsonl")
+    add_parallel_flags(replay)
     add_features_flag(replay)
     replay.set_defaults(func=cli_offline.cmd_replay)
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     tset.add_argument("--time-column", default="time", help="label time column (default: time)")
     tset.add_argument("--events-dir", help="read exported logs <dir>/<source>.jsonl instead of the topics")
     tset.add_argument("--out", required=True, help="output .parquet or .jsonl")
+    add_parallel_flags(tset)
     add_features_flag(tset)
     tset.set_defaults(func=cli_offline.cmd_training_set)
 

@@ -39,3 +39,26 @@ def print_verdict(verdict: "CommandAudit", applied: str) -> int:
         return 0
     console.print(f"[red]{verdict.result}[/]: {verdict.reason}" + (f" ({verdict.detail})" if verdict.detail else ""))
     return 1
+
+
+def add_parallel_flags(parser: argparse.ArgumentParser) -> None:
+    """``--workers`` / ``--dask``: where the offline engine replays a topic's partitions."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_at_least_one, default=1, metavar="N",
+        help="replay the topic's partitions in N local processes, each partition whole and in order "
+             "(default 1: in this process); the output is byte-identical, and at most one process per "
+             "partition is busy",
+    )
+    where.add_argument(
+        "--dask", metavar="SCHEDULER",
+        help="replay the partitions on a dask.distributed cluster, e.g. tcp://10.0.0.5:8786; its workers "
+             "need this package, the feature module and access to Kafka (the FS_* settings travel with the jobs)",
+    )
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value

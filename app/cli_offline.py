@@ -5,25 +5,66 @@ import argparse
 import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 from app.cli_common import console, feature_definitions
 from kafka_plumbing import settings as settings_mod
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from kafka_plumbing.settings import Settings
+    from tables.definitions import Definitions
+    from tables.dsl import Source
+    from tables.replay import ReplayCounts
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
-    from kafka_plumbing import log_reader
     from app.row_files import check_path, write_rows
-    from tables.log_record import from_messages, read_file
-    from tables.replay import ReplayCounts, feature_columns, replay
+    from models.replay_pool import replay_pool
+    from tables.replay import ReplayCounts, feature_columns
 
     settings = settings_mod.load()
     definitions = feature_definitions(args)
     source = definitions.source(args.source)
-    views = definitions.views_of(source.name)
     out = Path(args.out)
     check_path(out)
+    workers, dask = _parallelism(args, one_partition=bool(args.events))
+    counts = ReplayCounts()
+    columns = ["event_id", "entity", "event_time_ms", "partition", "offset",
+               *feature_columns(definitions.views_of(source.name))]
+    with replay_pool(workers, dask) as pool, Progress(console=console) as bar:
+        if pool is None:
+            written = write_rows(out, _replay_here(args, settings, definitions, source, counts, bar), columns)
+        else:
+            from models import parallel_replay
+            from models.replay_pool import describe
+
+            topic = settings.topics.events(source.name)
+            jobs = parallel_replay.plan(settings, definitions.module, source.name)
+            # Printed, not in the bar's description, which rich cuts to the terminal's width.
+            console.print(f"{topic}: {len(jobs)} partitions with records, on {describe(workers, dask)}", highlight=False)
+            task = bar.add_task(f"replaying {topic}", total=sum(job.size for job in jobs))
+            rows = parallel_replay.run(pool, jobs, counts, on_done=lambda job: bar.advance(task, job.size))
+            written = write_rows(out, rows, columns)
+    console.print(
+        f"{written} feature rows -> {out}  (applied {counts.applied}, late {counts.late}, "
+        f"duplicate {counts.duplicate}, invalid {counts.invalid})"
+    )
+    return 0
+
+
+def _replay_here(
+    args: argparse.Namespace, settings: Settings, definitions: Definitions, source: Source,
+    counts: ReplayCounts, bar: Progress,
+) -> Iterator[dict[str, Any]]:
+    """The whole log in this process, streamed: the topic partition after partition, or an exported file."""
+    from kafka_plumbing import log_reader
+    from tables.log_record import from_messages, read_file
+    from tables.replay import replay
+
     if args.events:
         records = read_file(Path(args.events))
         total = None
@@ -34,30 +75,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         total = sum(end - first for first, end in bounds.values())
         records = from_messages(log_reader.read_topic(settings, topic, bounds), settings.partitions)
         origin = f"{topic} ({len(bounds)} partitions)"
-    counts = ReplayCounts()
-    columns = ["event_id", "entity", "event_time_ms", "partition", "offset", *feature_columns(views)]
-    with Progress(console=console) as bar:
-        task = bar.add_task(f"replaying {origin}", total=total)
+    task = bar.add_task(f"replaying {origin}", total=total)
+    rows = replay(source, definitions.views_of(source.name), records, settings.max_payload_bytes, counts)
+    for i, row in enumerate(rows, start=1):
+        if i % 1000 == 0:
+            bar.update(task, completed=counts.applied + counts.late + counts.duplicate + counts.invalid)
+        yield row
+    bar.update(task, completed=total)
 
-        def counted(rows):
-            for i, row in enumerate(rows, start=1):
-                if i % 1000 == 0:
-                    bar.update(task, completed=counts.applied + counts.late + counts.duplicate + counts.invalid)
-                yield row
 
-        written = write_rows(out, counted(replay(source, views, records, settings.max_payload_bytes, counts)), columns)
-        bar.update(task, completed=total)
-    console.print(
-        f"{written} feature rows -> {out}  (applied {counts.applied}, late {counts.late}, "
-        f"duplicate {counts.duplicate}, invalid {counts.invalid})"
-    )
-    return 0
+def _parallelism(args: argparse.Namespace, one_partition: bool) -> tuple[int, str | None]:
+    """``--workers`` and ``--dask`` as given, or (1, None) for an exported file,
+    which is one partition and gains nothing from more processes."""
+    if one_partition and (args.workers > 1 or args.dask):
+        console.print("[yellow]an exported file is one partition: replayed in this process")
+        return 1, None
+    return args.workers, args.dask
 
 
 def cmd_training_set(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from app.row_files import check_path, read_rows, write_rows
+    from models.replay_pool import replay_pool
     from models.training_set import point_in_time
 
     settings = settings_mod.load()
@@ -74,9 +114,11 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     else:
         labels = pd.DataFrame(read_rows(labels_path))
     events_dir = Path(args.events_dir) if args.events_dir else None
+    workers, dask = _parallelism(args, one_partition=events_dir is not None)
     started = time.perf_counter()
     try:
-        frame = point_in_time(settings, definitions, labels, args.views, args.time_column, events_dir)
+        with replay_pool(workers, dask) as pool:
+            frame = point_in_time(settings, definitions, labels, args.views, args.time_column, events_dir, pool)
     except (ValueError, FileNotFoundError, LookupError) as exc:
         console.print(f"[red]{exc}")
         return 2

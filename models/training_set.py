@@ -13,6 +13,7 @@ Two shapes:
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,6 +29,7 @@ from tables.definitions import Definitions
 from tables.point_in_time import as_of_values
 from tables.log_record import LogRecord, from_messages, read_file
 from tables.replay import ReplayCounts, replay
+from models import parallel_replay
 
 console = Console(stderr=True)
 
@@ -47,9 +49,16 @@ def _log(settings: Settings, source: str, events_dir: Path | None) -> tuple[Iter
 
 
 def replayed(
-    settings: Settings, definitions: Definitions, source: str, events_dir: Path | None, bar: Progress
+    settings: Settings, definitions: Definitions, source: str, events_dir: Path | None, bar: Progress,
+    pool: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Every applied event of ``source`` with its served features and fields."""
+    """Every applied event of ``source`` with its served features and fields;
+    with ``pool``, the topic's partitions side by side (an exported file is one
+    partition: it is replayed here)."""
+    if pool is not None and events_dir is None:
+        jobs = parallel_replay.plan(settings, definitions.module, source, include_record=True)
+        task = bar.add_task(f"replaying {source}, {len(jobs)} partitions", total=sum(j.size for j in jobs))
+        return parallel_replay.run(pool, jobs, on_done=lambda job: bar.advance(task, job.size))
     records, total = _log(settings, source, events_dir)
     task = bar.add_task(f"replaying {source}", total=total)
     counts = ReplayCounts()
@@ -110,8 +119,10 @@ def point_in_time(
     views: list[str],
     time_column: str = "time",
     events_dir: Path | None = None,
+    pool: Executor | None = None,
 ) -> pd.DataFrame:
-    """``labels`` plus one column per feature of each view, by the T-based rule."""
+    """``labels`` plus one column per feature of each view, by the T-based rule;
+    ``pool``: where the logs' partitions are replayed (None: in this process)."""
     if time_column not in labels.columns:
         raise ValueError(f"labels need a {time_column!r} column (ISO-8601 or epoch ms)")
     times = [_time_ms(t) for t in labels[time_column].tolist()]
@@ -127,7 +138,7 @@ def point_in_time(
         for name in views:
             view = definitions.views[name]
             if view.source.name not in logs:
-                rows = replayed(settings, definitions, view.source.name, events_dir, bar)
+                rows = replayed(settings, definitions, view.source.name, events_dir, bar, pool)
                 logs[view.source.name] = [(row["record"], row["event_time_ms"]) for row in rows]
             applied = logs[view.source.name]
             entities = [None if pd.isna(e) else str(e) for e in labels[view.entity].tolist()]
