@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from app.cli_common import console, feature_definitions
+from app.cli_common import console, deployment_settings, feature_definitions
 from kafka_plumbing import settings as settings_mod
 
 
@@ -18,7 +18,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from tables.log_record import from_messages, read_file
     from tables.replay import ReplayCounts, feature_columns, replay
 
-    settings = settings_mod.load()
+    settings = deployment_settings(args, on_kafka=not args.events)
     definitions = feature_definitions(args)
     source = definitions.source(args.source)
     views = definitions.views_of(source.name)
@@ -60,7 +60,7 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     from app.row_files import check_path, read_rows, write_rows
     from models.training_set import point_in_time
 
-    settings = settings_mod.load()
+    settings = deployment_settings(args, on_kafka=not args.events_dir)
     definitions = feature_definitions(args)
     out = Path(args.out)
     check_path(out)
@@ -94,8 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         version = train_from_log(
-            settings_mod.load(), feature_definitions(args), args.name, args.ntrees, args.nfolds,
-            Path(args.events_dir) if args.events_dir else None,
+            deployment_settings(args, on_kafka=not args.events_dir), feature_definitions(args), args.name,
+            args.ntrees, args.nfolds, Path(args.events_dir) if args.events_dir else None,
         )
     except (UnknownModel, TrainError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}")
