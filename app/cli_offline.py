@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from app.cli_common import console, deployment_settings, feature_definitions
-from kafka_plumbing import settings as settings_mod
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
