@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from aiokafka.errors import KafkaConnectionError
 
     from kafka_plumbing import clients
+    from kafka_plumbing.partition_count import PartitionMismatch
 
     try:
         return args.func(args)
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except clients.KafkaSecurityError as exc:
         console.print(f"[red]Kafka security settings: {exc}")
+        return 2
+    except PartitionMismatch as exc:
+        console.print(f"[red]partitions: {exc}", highlight=False)
         return 2
     except KafkaConnectionError:
         settings = settings_mod.load()

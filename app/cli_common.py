@@ -25,6 +25,18 @@ def feature_definitions(args: argparse.Namespace) -> Definitions:
     return load(args.features or settings_mod.load().features_module)
 
 
+def deployment_settings(args: argparse.Namespace, *, on_kafka: bool = True) -> settings_mod.Settings:
+    """The settings, with the partition count of the deployment's existing topics
+    (``kafka_plumbing.partition_count``): keys are mapped by the count the topics
+    have.  ``on_kafka`` False (a command reading files): the settings as they are."""
+    settings = settings_mod.load()
+    if not on_kafka:
+        return settings
+    from kafka_plumbing.topics import resolve_partitions_sync
+
+    return resolve_partitions_sync(settings, list(feature_definitions(args).sources))
+
+
 def add_features_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features",

@@ -6,7 +6,7 @@ import asyncio
 import functools
 from typing import Callable
 
-from app.cli_common import console, feature_definitions, print_verdict, tables_console
+from app.cli_common import console, deployment_settings, feature_definitions, print_verdict, tables_console
 from kafka_plumbing import settings as settings_mod
 
 
@@ -108,7 +108,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from app.backfill_watch import watch_fill
     from agents.control_client import issue_cutover
 
-    settings = settings_mod.load()
+    settings = deployment_settings(args)
     definitions = feature_definitions(args)
     versions = definitions.versions(args.view)
     version = args.version if args.version is not None else max(versions)

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from app.cli_common import console, feature_definitions
-from kafka_plumbing import settings as settings_mod
+from app.cli_common import console, deployment_settings, feature_definitions
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -26,7 +25,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from models.replay_pool import replay_pool
     from tables.replay import ReplayCounts, feature_columns
 
-    settings = settings_mod.load()
+    settings = deployment_settings(args, on_kafka=not args.events)
     definitions = feature_definitions(args)
     source = definitions.source(args.source)
     out = Path(args.out)
@@ -100,7 +99,7 @@ def cmd_training_set(args: argparse.Namespace) -> int:
     from models.replay_pool import replay_pool
     from models.training_set import point_in_time
 
-    settings = settings_mod.load()
+    settings = deployment_settings(args, on_kafka=not args.events_dir)
     definitions = feature_definitions(args)
     out = Path(args.out)
     check_path(out)
@@ -136,8 +135,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         version = train_from_log(
-            settings_mod.load(), feature_definitions(args), args.name, args.ntrees, args.nfolds,
-            Path(args.events_dir) if args.events_dir else None,
+            deployment_settings(args, on_kafka=not args.events_dir), feature_definitions(args), args.name,
+            args.ntrees, args.nfolds, Path(args.events_dir) if args.events_dir else None,
         )
     except (UnknownModel, TrainError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}")

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from app import log_limits
-from app.cli_common import console, feature_definitions
+from app.cli_common import console, deployment_settings, feature_definitions
 from kafka_plumbing import settings as settings_mod
 from tables.definitions import Definitions
 
@@ -35,12 +35,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         console.print(f"control key: {signing.local_key_path(settings)} (dev mode: the local broker and no "
                       "FS_CONTROL_KEY; see docs/RELIABILITY.md)")
     definitions = feature_definitions(args)
+    settings = deployment_settings(args)  # keys mapped by the count the topics have
     data_dir = Path(args.data_dir or settings.home / "worker").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     created = ensure_topics_sync(settings, list(definitions.sources))
     _note_new_rekeyed_logs(settings, definitions, created)
     web_port = args.web_port or settings.web_port
-    reads = ReadProcess(data_dir, args.web_host, web_port, free_port(), args.features) if settings.read_process else None
+    reads = (ReadProcess(data_dir, args.web_host, web_port, free_port(), args.features, settings.partitions)
+             if settings.read_process else None)
     runtime = create_app(settings, definitions, data_dir, web_port, args.web_host,
                          internal_port=reads.internal_port if reads else None)
     if reads is not None:
@@ -89,7 +91,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     from kafka_plumbing.producer import produce
     from kafka_plumbing.topics import ensure_topics_sync
 
-    settings = settings_mod.load()
+    settings = deployment_settings(args)
     definitions = feature_definitions(args)
     if args.what == "flights":
         from dev_tooling import flights_data
@@ -129,7 +131,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_topics(args: argparse.Namespace) -> int:
     from kafka_plumbing.topics import ensure_topics_sync
 
-    created = ensure_topics_sync(settings_mod.load(), list(feature_definitions(args).sources))
+    created = ensure_topics_sync(deployment_settings(args), list(feature_definitions(args).sources))
     console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0
 

@@ -22,6 +22,9 @@ class ReadProcess:
     port: int  # the worker's public port: the read process listens there
     internal_port: int  # the worker's own web server, on the loopback
     features: str | None
+    # The count the worker maps keys by (it may have adopted the topics'): the
+    # read process routes by the same one, whatever its environment says.
+    partitions: int
     process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -29,7 +32,8 @@ class ReadProcess:
                    "--port", str(self.port), "--internal-port", str(self.internal_port)]
         if self.features:
             command += ["--features", self.features]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE)
+        env = {**os.environ, "FS_PARTITIONS": str(self.partitions)}
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
         assert self.process.stdin is not None
         os.set_blocking(self.process.stdin.fileno(), False)
 

@@ -21,7 +21,7 @@ from kafka_plumbing import clients, signing
 from kafka_plumbing.clients import stop_consumer
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
-from kafka_plumbing.topics import ensure_topics_sync
+from kafka_plumbing.topics import ensure_topics_sync, resolve_partitions_sync
 from tables.definitions import load
 from agents.control_client import issue_sync
 from models.pipeline import train_from_log
@@ -166,6 +166,8 @@ def run_demo(settings: Settings, limit: int, web_port: int) -> int:
     info = kafka_local.start(settings)
     console.print(f"[green]Kafka {info.version or ''} at {info.bootstrap}[/] (log: {info.log_path})")
     definitions = load(settings.features_module)
+    # A demo from before the default grew keeps its topics' count (its worker adopts it too).
+    settings = resolve_partitions_sync(settings, list(definitions.sources))
     ensure_topics_sync(settings, list(definitions.sources))
     handle = _ensure_worker(settings, web_port)
     console.print(f"[green]worker[/] pid {handle.pid} at {handle.url} (log: {handle.log_path})")

@@ -36,6 +36,8 @@ def _os_user() -> str:
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+# Up to this many workers share a deployment's load (one partition of each source log is one worker's).
+DEFAULT_PARTITIONS = 12
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,13 @@ class Settings:
     web_port: int = field(default_factory=lambda: int(_env("FS_WEB_PORT", "6066")))
     features_module: str = field(default_factory=lambda: _env("FS_FEATURES", "tables.flights"))
     app_id: str = field(default_factory=lambda: _env("FS_APP_ID", "featurestream"))
-    partitions: int = field(default_factory=lambda: int(_env("FS_PARTITIONS", "4")))
+    # Partitions of the keyed topics a new deployment creates; where the topics
+    # exist, their count wins (kafka_plumbing.partition_count: adopted when
+    # FS_PARTITIONS is unset, refused when it is set to another count).
+    partitions: int = field(default_factory=lambda: int(_env("FS_PARTITIONS", str(DEFAULT_PARTITIONS))))
+    # Where the count came from, not part of it (so not compared): a child
+    # process gets FS_PARTITIONS from as_env and maps by exactly that count.
+    partitions_set: bool = field(default_factory=lambda: _env("FS_PARTITIONS", "") != "", compare=False)
     replication: int = field(default_factory=lambda: int(_env("FS_REPLICATION", "1")))
     # URL other workers use to reach this one (routing of web requests).
     canonical_url: str = field(default_factory=lambda: _env("FS_CANONICAL_URL", ""))
@@ -136,6 +144,8 @@ class Settings:
     kafka_ssl_key_password: str = field(default_factory=lambda: _env("FS_KAFKA_SSL_KEY_PASSWORD", ""))
 
     def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"FS_PARTITIONS={self.partitions}: a topic needs at least one partition")
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ValueError(
                 f"FS_PROCESSING_GUARANTEE={self.processing_guarantee!r} is not one of "

@@ -13,6 +13,7 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from kafka_plumbing import clients
+from kafka_plumbing.partition_count import PartitionMismatch, counts_of, settle
 from kafka_plumbing.settings import Settings
 
 FOREVER = {"retention.ms": "-1"}
@@ -28,7 +29,8 @@ class TopicSpec:
     config: dict[str, str]
 
 
-def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
+def keyed_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
+    """Topics with ``settings.partitions`` partitions: keys are mapped to their partitions by that count."""
     n = settings.partitions
     specs = [TopicSpec(settings.topics.events(s), n, FOREVER) for s in sources]
     specs += [TopicSpec(settings.topics.features(s), n, FOREVER) for s in sources]
@@ -37,22 +39,60 @@ def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
         TopicSpec(settings.topics.dlq, n, FOREVER),
         TopicSpec(settings.topics.predictions, n, {}),
         TopicSpec(settings.topics.shadow_predictions, n, {}),
-        TopicSpec(settings.topics.metrics, 1, {}),
-        TopicSpec(settings.topics.alerts, 1, {}),
-        TopicSpec(settings.topics.control, 1, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.topics.deployments, 1, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.topics.audit, 1, FOREVER),
         TopicSpec(settings.topics.labels, n, FOREVER),
     ]
     return specs
 
 
+def project_topics(settings: Settings, sources: list[str]) -> list[TopicSpec]:
+    return keyed_topics(settings, sources) + [
+        TopicSpec(settings.topics.metrics, 1, {}),
+        TopicSpec(settings.topics.alerts, 1, {}),
+        TopicSpec(settings.topics.control, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topics.deployments, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.topics.audit, 1, FOREVER),
+    ]
+
+
+async def existing_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Partitions of those of ``names`` that exist."""
+    admin = clients.admin(settings)
+    await admin.start()
+    try:
+        present = sorted(set(names) & set(await admin.list_topics()))
+        return counts_of(await admin.describe_topics(present)) if present else {}
+    finally:
+        await admin.close()
+
+
+async def resolve_partitions(settings: Settings, sources: list[str]) -> Settings:
+    """``settings`` with the partition count the existing topics were created with (see partition_count)."""
+    names = [spec.name for spec in keyed_topics(settings, sources)]
+    return settle(settings, await existing_counts(settings, names))
+
+
+def resolve_partitions_sync(settings: Settings, sources: list[str]) -> Settings:
+    return asyncio.run(resolve_partitions(settings, sources))
+
+
 async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> list[str]:
-    """Create what is missing; returns the names created."""
+    """Create what is missing; returns the names created.  Refuses (PartitionMismatch)
+    when a keyed topic exists with another count than ``settings.partitions``: the new
+    ones would be created with a count the old ones do not have."""
     admin = clients.admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        keyed = [s.name for s in specs if s.name in existing and s.partitions == settings.partitions]
+        if keyed:
+            found = counts_of(await admin.describe_topics(keyed))
+            odd = {name: n for name, n in found.items() if n != settings.partitions}
+            if odd:
+                name, count = min(odd.items())
+                raise PartitionMismatch(
+                    f"FS_PARTITIONS={settings.partitions}{'' if settings.partitions_set else ' (the default)'} but "
+                    f"{name} has {count} partitions: set FS_PARTITIONS={count}, or leave it unset where the "
+                    "command adopts the topics' count (docs/configuration.md#partitions)")
         missing = [s for s in specs if s.name not in existing]
         if missing:
             try:

@@ -211,10 +211,12 @@ class SourceProcessor:
             return Outcome(LATE, time_ms)
         stores.seen[bucket_key] = [*ids, event_id]
 
-        # Tiles a future record can need reach back to the slowest lane.
+        # Tiles a future record can need reach back to the slowest lane.  A lane
+        # whose first record was rejected (late for the entity's history) has
+        # applied nothing and holds no tiles back.
         low_watermark = min(
             time_ms if c is lane_clock and (c.max is None or time_ms > c.max) else c.max
-            for c in clock.lanes.values()
+            for c in clock.lanes.values() if c is lane_clock or c.max is not None
         )
         live = self.live_of(clock)
         outcome = Outcome(APPLIED, time_ms, read.values, [d for d in self.forwards if forward_key(d) in live])

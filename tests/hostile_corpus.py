@@ -29,7 +29,7 @@ from tests.integration.noise import iso, malformed
 
 LISTING = Path(__file__).parent / "data" / "hostile_departures.jsonl"
 BEFORE = 1500  # real departures published before the corpus (the anchor is the last)
-PARTITIONS = 4  # the corpus places records for this many partitions (FS_PARTITIONS' default)
+PARTITIONS = 4  # the corpus places records for this many partitions (the integration tests' count)
 # The events topic takes the broker's default max.message.bytes (about 1 MiB,
 # kafka_plumbing/topics.py sets no other): a larger value gets in only inside
 # a compressed batch, which is what the broker measures.

@@ -35,7 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     home = tmp_path_factory.mktemp("featurestream")
     # Workers and commands sign control records with this key (kafka_plumbing.signing).
-    base = replace(load(), control_key=secrets.token_urlsafe(32))
+    # 4 partitions, not the 12 of a new deployment: a third of the partitions
+    # to assign, restore and flush keeps the suite fast on two cores; the tests
+    # about scaling out ask for more (test_three_workers).
+    base = replace(load(), control_key=secrets.token_urlsafe(32), partitions=4)
     if base.kafka_bootstrap:  # an existing cluster was named: use it, start nothing
         yield replace(base, home=home, topic_prefix=f"it{uuid.uuid4().hex[:6]}")
         return

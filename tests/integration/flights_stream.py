@@ -5,6 +5,7 @@ tests.  Counts and comparisons take one worker or several in one group
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ from dev_tooling.processes import start_worker, wait_ready
 from kafka_plumbing import log_reader
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
+from models.registry import Registry
 from tables.definitions import load as load_definitions
 from tables.dsl import FeatureView
 from tables.log_record import from_messages
@@ -29,8 +31,11 @@ from tables.replay import ReplayCounts, replay
 from tests.integration.conftest import Worker, consume_all, decode
 
 LIMIT = 2500
+TAILNUMS_PER_PARTITION = 10
 SOURCES = ("departures", "arrivals", "weather", "departures.by_tailnum", "arrivals.by_carrier")
 REKEYED = (("departures.by_tailnum", "departures"), ("arrivals.by_carrier", "arrivals"))
+
+Key = tuple[str, str]  # (view, entity)
 
 
 def produce_flights(settings: Settings, limit: int = LIMIT, skip: int = 0, rate: float | None = None) -> dict[str, int]:
@@ -199,3 +204,107 @@ def replay_log(settings: Settings, source: str) -> Replayed:
     for _ in replay(definitions.source(source), views, records, settings.max_payload_bytes, counts, stores=stores):
         pass
     return Replayed(counts, SourceProcessor(definitions.source(source), views), stores, settings.partitions)
+
+
+def keys_of(events: dict[str, list[dict]], partitions: int) -> list[Key]:
+    """Entities with at least two valid events, every one for the views with few, a sample of planes per partition."""
+    departures = [e for e in events["departures"] if e.get("dep_delay") is not None]
+    arrivals = [e for e in events["arrivals"] if e.get("arr_delay") is not None]
+
+    def twice(rows: list[dict], name: str) -> list[str]:
+        return sorted(k for k, n in Counter(r.get(name) for r in rows).items() if k and n >= 2)
+
+    planes: dict[int, list[str]] = {}
+    for tailnum in twice(departures, "tailnum"):
+        planes.setdefault(key_partition(tailnum, partitions), []).append(tailnum)
+    keys = [("origin_traffic", o) for o in twice(departures, "origin")]
+    keys += [("origin_weather", o) for o in twice(events["weather"], "origin")]
+    keys += [("dest_arrivals", d) for d in twice(arrivals, "dest")]
+    keys += [("carrier_arrivals", c) for c in twice(arrivals, "carrier")]
+    keys += [("plane_recent", t) for sample in planes.values() for t in sample[:TAILNUMS_PER_PARTITION]]
+    return keys
+
+
+def replayed_values(settings: Settings, keys: list[Key]) -> tuple[dict[Key, str], dict[str, Replayed]]:
+    """What ``GET /features`` must answer for each key (JSON, so 1 and 1.0 differ), from the replay of every log."""
+    definitions = load_definitions(settings.features_module)
+    replays = {source: replay_log(settings, source) for source in SOURCES}
+    expected = {}
+    for view, entity in keys:
+        definition = definitions.views[view]
+        values = replays[definition.source.name].current(definition, entity)
+        assert values is not None, (view, entity, "not in the replay")
+        expected[(view, entity)] = json.dumps(values, sort_keys=True)
+    return expected, replays
+
+
+def answers(worker: Worker, keys: list[Key]) -> dict[Key, tuple[int, str | None]]:
+    out = {}
+    for view, entity in keys:
+        status, body = worker.get(f"/features/{view}/{entity}")
+        # 503 while a partition has no owner or is being restored, 404 while an entity's first event is not applied:
+        # anything else (a 5xx above all) is a bug.
+        assert status in (200, 404, 503), (view, entity, status, body)
+        out[(view, entity)] = (status, json.dumps(body["features"], sort_keys=True) if status == 200 else None)
+    return out
+
+
+def wait_answers(worker: Worker, keys: list[Key], expected: dict[Key, str] | None = None,
+                 timeout: float = 120) -> float:
+    """Seconds until every key answers 200 (with ``expected``: with those values)."""
+    started = time.monotonic()
+    while True:
+        got = answers(worker, keys)
+        wrong = {k: v for k, v in got.items() if v[0] != 200 or (expected is not None and v[1] != expected[k])}
+        if not wrong:
+            return time.monotonic() - started
+        assert time.monotonic() - started < timeout, (
+            f"{len(wrong)} of {len(keys)} keys wrong on {worker.url} after {timeout}s, e.g. "
+            f"{[(k, v, expected and expected[k]) for k, v in list(wrong.items())[:3]]}; log {worker.handle.log_path}")
+        time.sleep(0.2)
+
+
+def owned(worker: Worker) -> set[tuple[str, int]]:
+    """(source, partition) this worker owns and has applied events of (its /stats)."""
+    _, body = worker.get("/stats")
+    return {(source, int(p)) for source, parts in body["sources"].items() for p in parts}
+
+
+def both_ready(workers: list[Worker], timeout: float = 120) -> None:
+    """All ready at once: each one's joining rebalanced the others."""
+    deadline = time.monotonic() + timeout
+    while not all(w.get("/healthz")[0] == 200 for w in workers):
+        assert time.monotonic() < deadline, "the workers never were ready together"
+        time.sleep(0.5)
+
+
+def deploy_model(worker: Worker) -> int:
+    """flight_delay trained on what the worker applied so far (once per session), deployed."""
+    registry = Registry(worker.settings.registry_dir)
+    if not registry.versions("flight_delay"):
+        trained = worker.cli("train", "--name", "flight_delay", "--ntrees", "5")
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+    version = max(registry.versions("flight_delay"))
+    deployed = worker.cli("models", "deploy", "flight_delay", str(version))
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    deadline = time.monotonic() + 30
+    while True:  # every departure from here on is scored
+        model = next(m for m in worker.get("/models")[1]["models"] if m["name"] == "flight_delay")
+        if model["deployed"] and model["deployed"]["primary"] == version:
+            return version
+        assert time.monotonic() < deadline, model
+        time.sleep(0.2)
+
+
+def predictions_published(worker: Worker) -> int:
+    """Primary predictions this worker process published since it started (its /metrics): a prediction
+    record names the event it scored, not the worker that scored it."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urlopen(worker.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return int(sum(sample.value for family in text_string_to_metric_families(text)
+                   for sample in family.samples
+                   if sample.name == "featurestream_predictions_total" and sample.labels.get("role") == "primary"))

@@ -27,12 +27,12 @@ import pytest
 from dev_tooling import flights_data
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
-from models.registry import Registry
 from tables.definitions import load as load_definitions
 from tests.conftest import SUMMARY_LINES
-from tests.integration.conftest import Worker, consume_all, decode
+from tests.integration.conftest import consume_all, decode
 from tests.integration.flights_stream import (REKEYED, SOURCES, Restartable, applied_total, assert_equals_replay,
-                                              by_position, count_outputs, positions, produce_flights, wait_all)
+                                              by_position, count_outputs, deploy_model, positions, produce_flights,
+                                              wait_all)
 
 HISTORY_DEPARTURES = 2_000  # published first: the model is trained on them
 STREAM_DEPARTURES = 24_500  # then these, with their arrivals and weather: more than 50,000 events
@@ -56,24 +56,6 @@ def restartable(isolated: Settings, tmp_path: Path) -> Iterator[Restartable]:
         yield worker
     finally:
         worker.stop()
-
-
-def deploy_model(worker: Worker) -> int:
-    """flight_delay trained on what the worker applied so far (once per session), deployed."""
-    registry = Registry(worker.settings.registry_dir)
-    if not registry.versions("flight_delay"):
-        trained = worker.cli("train", "--name", "flight_delay", "--ntrees", "5")
-        assert trained.returncode == 0, trained.stdout + trained.stderr
-    version = max(registry.versions("flight_delay"))
-    deployed = worker.cli("models", "deploy", "flight_delay", str(version))
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    deadline = time.monotonic() + 30
-    while True:  # every departure from here on is scored
-        model = next(m for m in worker.get("/models")[1]["models"] if m["name"] == "flight_delay")
-        if model["deployed"] and model["deployed"]["primary"] == version:
-            return version
-        assert time.monotonic() < deadline, model
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])

@@ -32,21 +32,17 @@ from dev_tooling import flights_data
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import load as load_definitions
-from tables.partitioning import key_partition
 from tests.conftest import SUMMARY_LINES
-from tests.integration.conftest import Worker, consume_all
-from tests.integration.flights_stream import (REKEYED, SOURCES, Replayed, Restartable, applied_total,
-                                              assert_equals_replay, by_position, produce_flights, replay_log,
-                                              total_counts, wait_all)
+from tests.integration.conftest import consume_all
+from tests.integration.flights_stream import (REKEYED, SOURCES, Key, Restartable, answers, applied_total,
+                                              assert_equals_replay, both_ready, by_position, keys_of, owned,
+                                              produce_flights, replayed_values, total_counts, wait_all,
+                                              wait_answers)
 
 BEFORE = 3_000  # departures (with their arrivals and weather) streamed while B is killed
 AFTER = 1_000  # departures after B is back
 RATE = 1_000.0  # events per second: the stream lasts a few seconds, so the kill lands inside it
-TAILNUMS_PER_PARTITION = 10
 RESTORED = re.compile(r"(\d+) changelog records restored")
-
-Key = tuple[str, str]  # (view, entity)
-
 
 @dataclass
 class Restart:
@@ -63,70 +59,6 @@ class Pair:
     sent: Counter[str] = field(default_factory=Counter)
     expected: dict[Key, str] = field(default_factory=dict)  # the replay's values, as JSON
     after_kill: Restart | None = None
-
-
-def keys_of(events: dict[str, list[dict]], partitions: int) -> list[Key]:
-    """Entities with at least two valid events, every one for the views with few, a sample of planes per partition."""
-    departures = [e for e in events["departures"] if e.get("dep_delay") is not None]
-    arrivals = [e for e in events["arrivals"] if e.get("arr_delay") is not None]
-
-    def twice(rows: list[dict], name: str) -> list[str]:
-        return sorted(k for k, n in Counter(r.get(name) for r in rows).items() if k and n >= 2)
-
-    planes: dict[int, list[str]] = {}
-    for tailnum in twice(departures, "tailnum"):
-        planes.setdefault(key_partition(tailnum, partitions), []).append(tailnum)
-    keys = [("origin_traffic", o) for o in twice(departures, "origin")]
-    keys += [("origin_weather", o) for o in twice(events["weather"], "origin")]
-    keys += [("dest_arrivals", d) for d in twice(arrivals, "dest")]
-    keys += [("carrier_arrivals", c) for c in twice(arrivals, "carrier")]
-    keys += [("plane_recent", t) for sample in planes.values() for t in sample[:TAILNUMS_PER_PARTITION]]
-    return keys
-
-
-def replayed_values(settings: Settings, keys: list[Key]) -> tuple[dict[Key, str], dict[str, Replayed]]:
-    """What ``GET /features`` must answer for each key (JSON, so 1 and 1.0 differ), from the replay of every log."""
-    definitions = load_definitions(settings.features_module)
-    replays = {source: replay_log(settings, source) for source in SOURCES}
-    expected = {}
-    for view, entity in keys:
-        definition = definitions.views[view]
-        values = replays[definition.source.name].current(definition, entity)
-        assert values is not None, (view, entity, "not in the replay")
-        expected[(view, entity)] = json.dumps(values, sort_keys=True)
-    return expected, replays
-
-
-def answers(worker: Worker, keys: list[Key]) -> dict[Key, tuple[int, str | None]]:
-    out = {}
-    for view, entity in keys:
-        status, body = worker.get(f"/features/{view}/{entity}")
-        # 503 while a partition has no owner or is being restored, 404 while an entity's first event is not applied:
-        # anything else (a 5xx above all) is a bug.
-        assert status in (200, 404, 503), (view, entity, status, body)
-        out[(view, entity)] = (status, json.dumps(body["features"], sort_keys=True) if status == 200 else None)
-    return out
-
-
-def wait_answers(worker: Worker, keys: list[Key], expected: dict[Key, str] | None = None,
-                 timeout: float = 120) -> float:
-    """Seconds until every key answers 200 (with ``expected``: with those values)."""
-    started = time.monotonic()
-    while True:
-        got = answers(worker, keys)
-        wrong = {k: v for k, v in got.items() if v[0] != 200 or (expected is not None and v[1] != expected[k])}
-        if not wrong:
-            return time.monotonic() - started
-        assert time.monotonic() - started < timeout, (
-            f"{len(wrong)} of {len(keys)} keys wrong on {worker.url} after {timeout}s, e.g. "
-            f"{[(k, v, expected and expected[k]) for k, v in list(wrong.items())[:3]]}; log {worker.handle.log_path}")
-        time.sleep(0.2)
-
-
-def owned(worker: Worker) -> set[tuple[str, int]]:
-    """(source, partition) this worker owns and has applied events of (its /stats)."""
-    _, body = worker.get("/stats")
-    return {(source, int(p)) for source, parts in body["sources"].items() for p in parts}
 
 
 def log_size(restartable: Restartable) -> int:
@@ -148,14 +80,6 @@ def restart(restartable: Restartable, keys: list[Key], expected: dict[Key, str])
     ready_s = time.monotonic() - started
     wait_answers(worker, keys, expected)
     return Restart(ready_s, time.monotonic() - started, restored_since(restartable, offset))
-
-
-def both_ready(workers: list[Worker], timeout: float = 120) -> None:
-    """Both ready at once: the second's joining rebalanced the first."""
-    deadline = time.monotonic() + timeout
-    while not all(w.get("/healthz")[0] == 200 for w in workers):
-        assert time.monotonic() < deadline, "the two workers never were ready together"
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
