@@ -103,9 +103,10 @@ class FillJob:
         clock = self.runtime.clock(self.partition)
         return None if clock is None else clock.offset
 
-    def take(self, message: Any, max_payload_bytes: int, partitions: int) -> list[tuple[str, bytes, bytes]]:
+    def take(self, message: Any, max_payload_bytes: int,
+             partitions: int) -> list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]:
         """One record through the same path the agent took it; returns what it
-        forwards to re-keyed logs: (log, key, value)."""
+        forwards to re-keyed logs: (log, key, value, headers), as the agent forwards."""
         record = LogRecord.of(self.partition, message.offset, message.value, message.headers, message.timestamp,
                               partitions)
         checked, outcome, _ = take(self.processor, self.stores, record, max_payload_bytes)
@@ -113,10 +114,11 @@ class FillJob:
         if checked is None or outcome is None or outcome.status != APPLIED:
             return []
         out = []
+        headers = lane_headers(self.partition, record.schema_version)
         for derived, history_through in self.forwards.items():
             entity = checked.record.get(self.fields[derived])
             if message.offset > history_through and entity is not None:
-                out.append((derived, str(entity).encode(), message.value))
+                out.append((derived, str(entity).encode(), message.value, headers))
         return out
 
 
@@ -259,7 +261,6 @@ class Backfill:
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             job.end = (await consumer.end_offsets([tp]))[tp]
-            lane = lane_headers(job.partition)
             buffer: deque = deque()
             reported = 0.0
             while job.status == FILLING:
@@ -267,9 +268,9 @@ class Backfill:
                 taken = 0
                 # Never past the agent: the handover is at the agent's next record.
                 while buffer and agent_offset is not None and buffer[0].offset <= agent_offset:
-                    for derived, key, value in job.take(buffer.popleft(), self.settings.max_payload_bytes,
-                                                        self.settings.partitions):
-                        await producer.send(self.settings.topics.events(derived), value, key=key, headers=lane)
+                    for derived, key, value, headers in job.take(buffer.popleft(), self.settings.max_payload_bytes,
+                                                                 self.settings.partitions):
+                        await producer.send(self.settings.topics.events(derived), value, key=key, headers=headers)
                     taken += 1
                     if taken % YIELD_EVERY == 0:
                         await asyncio.sleep(0)

@@ -53,7 +53,7 @@ from kafka_plumbing.partition_store import PartitionStore
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.processor import APPLIED, LATE, Outcome
-from tables.log_record import LogRecord, lane_headers
+from tables.log_record import LogRecord, lane_headers, schema_of
 from tables.replay import take
 
 log = logging.getLogger(__name__)
@@ -333,8 +333,9 @@ class SourceAgent:
             self.batch.to_score.append((message, ScoreRequest(source.name, record, outcome.features, provenance)))
         # Views by other entities read the applied events re-keyed: the
         # original bytes, so their agent validates and decides the same way,
-        # and the partition they came from, the lane they are ordered in.
-        lane_header = lane_headers(message.partition)
+        # and the partition they came from, the lane they are ordered in, with
+        # the schema version the bytes are written in.
+        lane_header = lane_headers(message.partition, schema_of(message.headers))
         for derived in outcome.forwards:  # a log whose history is still being written gets nothing yet
             field_name, forward = self.outputs.forwards[derived]
             entity = record.get(field_name)

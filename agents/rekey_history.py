@@ -98,7 +98,7 @@ async def write_history(settings: Settings, definitions: Definitions, rekey: Rek
                 entity = row["record"].get(rekey.derived.key)
                 if entity is not None:  # as the agent forwards: events without the entity go nowhere
                     await producer.send(target, row["value"], key=str(entity).encode(),
-                                        headers=lane_headers(lane))
+                                        headers=lane_headers(lane, row["schema_version"]))
                     written += 1
                 if written % 2000 == 0:
                     bar.update(task, completed=written)

@@ -114,7 +114,9 @@ class Score(RuntimeView):
         if source_name not in runtime.sources or not sees_source(runtime, decision, source_name):
             return self.json(error_body("unknown_source", f"no source {source_name!r}"), status=404)
         source_rt = runtime.sources[source_name]
-        checked = validation.validate(source_rt.source, raw, runtime.settings.max_payload_bytes)
+        # A request body is an event of the newest schema version (it has no headers).
+        checked = validation.validate(source_rt.source, raw, runtime.settings.max_payload_bytes,
+                                      schema_version=source_rt.source.schema_version)
         if isinstance(checked, validation.Rejection):
             return self.json(error_body(checked.reason, checked.detail), status=400)
         if not is_ready(runtime.app, runtime.placement):

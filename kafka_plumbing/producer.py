@@ -40,13 +40,17 @@ async def produce(
     total: int,
     rate: float | None = None,
     progress: bool = True,
+    headers: Mapping[str, list[tuple[str, bytes]]] | None = None,
 ) -> ProduceReport:
+    """``headers``: source -> headers every event of it carries (its schema
+    version, from the definitions; a source not named gets none)."""
     # As fast as possible: linger to fill batches.  At a fixed rate the next
     # event is due later anyway; lingering would only delay this one.
     producer = clients.producer(settings, linger_ms=0 if rate else 20, max_batch_size=512 * 1024, acks="all",
                                 enable_idempotence=True)
     await producer.start()
     sent: dict[str, int] = {name: 0 for name in key_fields}
+    headers = headers or {}
     started = time.perf_counter()
     bar = Progress(
         TextColumn("[bold]publishing"), BarColumn(), MofNCompleteColumn(),
@@ -64,6 +68,7 @@ async def produce(
                         settings.topics.events(source_name),
                         value=encode(event),
                         key=None if key is None else str(key).encode(),
+                        headers=headers.get(source_name),
                     )
                 )
                 sent[source_name] += 1

@@ -6,7 +6,9 @@ import importlib
 from dataclasses import dataclass
 
 from tables.dsl import FeatureView, Source
+from tables.log_record import schema_headers
 from tables.processor import SourceProcessor
+from tables.schema import SchemaError
 
 
 class DefinitionError(Exception):
@@ -61,6 +63,11 @@ class Definitions:
         """Sources users publish to (not the derived, re-keyed ones)."""
         return [s for s in self.sources.values() if s.parent is None]
 
+    def schema_headers(self) -> dict[str, list[tuple[str, bytes]]]:
+        """Published source with schema versions -> the header its events are sent with
+        (the newest version).  A single-version source sends none: no header is version 1."""
+        return {s.name: schema_headers(s.schema_version) for s in self.published if s.history}
+
     def key_fields(self) -> dict[str, str]:
         """Published source -> the field its events are keyed (partitioned) by."""
         return {source.name: source.key for source in self.published}
@@ -71,6 +78,8 @@ def load(module_name: str) -> Definitions:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise DefinitionError(f"cannot import feature module {module_name!r}: {exc}") from exc
+    except SchemaError as exc:  # an incompatible schema history: refused at start, named
+        raise DefinitionError(f"{module_name}: {exc}") from exc
     sources = getattr(module, "SOURCES", None)
     views = getattr(module, "VIEWS", None)
     if not isinstance(sources, list) or not isinstance(views, list):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tables import aggregations as aggs
+from tables import schema
+from tables.schema import FIELD_TYPES, SchemaVersion, Upgrade
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -32,7 +34,6 @@ def duration_ms(value: str | int | None) -> int | None:
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
-FIELD_TYPES = ("str", "float", "int", "time")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Source:
     # when it first shows up in a re-keyed log (a worker catching up reads
     # partitions unevenly): views by other entities keep this much more history.
     rekey_skew: str | int = "24h"
+    # Older schemas, versions 1..N-1 (``fields``/``required`` are version N):
+    # see ``tables.schema`` for what may change.
+    history: tuple[SchemaVersion, ...] = ()
+    # Newest field -> the value an older event that lacks it (absent or null) gets.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, type_ in self.fields.items():
@@ -64,6 +70,17 @@ class Source:
         for name in (self.key, self.time_field, self.id_field, *self.required):
             if name not in self.fields:
                 raise ValueError(f"source {self.name}: {name!r} is not a declared field")
+        _ = self.upgrades  # an incompatible history is refused with the definitions, not at the first old event
+
+    @property
+    def schema_version(self) -> int:
+        """The newest schema version: the one ``fields`` describe."""
+        return len(self.history) + 1
+
+    @functools.cached_property
+    def upgrades(self) -> dict[int, Upgrade]:
+        """Older version -> how its events are checked and upgraded (empty for a single-version source)."""
+        return schema.plans(self) if self.history or self.defaults else {}
 
     def keyed_by(self, entity: str) -> "Source":
         """The same events re-keyed by another field, as their own log.
@@ -266,7 +283,17 @@ class FeatureView:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        spec = json.dumps([f.params() for f in self.features], sort_keys=True)
+        spec_items: Any = [f.params() for f in self.features]
+        # How older events come to hold the fields the view reads, when that
+        # changed over the source's versions (a rename, a widening, a default):
+        # such a view gets a new state key and is filled again from the log
+        # under the new definition.  A view reading only unchanged fields keeps
+        # its key, so adding a schema version refills nothing it need not.
+        read = [self.entity, *(f.agg.field for f in self.features if f.agg.field is not None)]
+        changed = schema.lineage(self.source, read) if self.source.history or self.source.defaults else {}
+        if changed:
+            spec_items = {"features": spec_items, "schema": changed}
+        spec = json.dumps(spec_items, sort_keys=True)
         return hashlib.sha256(spec.encode()).hexdigest()[:8]
 
     @functools.cached_property

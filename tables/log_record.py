@@ -18,6 +18,10 @@ LANE_HEADER = "fs-lane"
 # goes live.  Agents and replay skip it; it is never counted.
 CONTROL_HEADER = "fs-control"
 
+# The schema version an event was written in (decimal ASCII); none: version 1,
+# so a plain JSON producer that knows nothing of versions keeps working.
+SCHEMA_HEADER = "fs-schema"
+
 Headers = Any  # a Kafka client's headers: a sequence of (key, bytes) pairs, or a dict
 
 
@@ -46,9 +50,30 @@ def lane_of(headers: Headers) -> int | None:
     return None
 
 
-def lane_headers(partition: int) -> list[tuple[str, bytes]]:
-    """Headers of a record forwarded from ``partition`` into a re-keyed log."""
-    return [(LANE_HEADER, str(partition).encode())]
+# A schema header that is not a version number: rejected by validation as an
+# unknown version, online and in the replay alike.
+INVALID_SCHEMA = -1
+
+
+def schema_of(headers: Headers) -> int | None:
+    """The schema version a record declares (None: it declares none, version 1)."""
+    for key, value in _header_items(headers):
+        if key == SCHEMA_HEADER:
+            # ASCII digits only, and few: int() would also take " 2", "+2",
+            # "2_0", other scripts' digits, and refuse 5,000 digits by raising.
+            ok = isinstance(value, bytes) and 0 < len(value) <= 9 and value.isdigit()
+            return int(value) if ok else INVALID_SCHEMA
+    return None
+
+
+def schema_headers(version: int | None) -> list[tuple[str, bytes]]:
+    return [] if version is None else [(SCHEMA_HEADER, str(version).encode())]
+
+
+def lane_headers(partition: int, schema_version: int | None = None) -> list[tuple[str, bytes]]:
+    """Headers of a record forwarded from ``partition`` into a re-keyed log: its
+    schema version goes with its bytes, or the re-keyed log would read it as version 1."""
+    return [(LANE_HEADER, str(partition).encode()), *schema_headers(schema_version)]
 
 
 def control_headers(reason: str) -> list[tuple[str, bytes]]:
@@ -64,11 +89,13 @@ class LogRecord:
     control: bool = False  # a backfill marker, not an event
     timestamp_ms: int | None = None  # the record's Kafka timestamp (None in an exported file)
     partitions: int | None = None  # its topic's partition count (None in an exported file)
+    schema_version: int | None = None  # its fs-schema header (None: version 1; INVALID_SCHEMA: not a number)
 
     @classmethod
     def of(cls, partition: int, offset: int, value: bytes | None, headers: Headers,
            timestamp_ms: int | None = None, partitions: int | None = None) -> "LogRecord":
-        return cls(partition, offset, value, lane_of(headers), is_control(headers), timestamp_ms, partitions)
+        return cls(partition, offset, value, lane_of(headers), is_control(headers), timestamp_ms, partitions,
+                   schema_of(headers))
 
     @property
     def placed(self) -> tuple[int, int] | None:

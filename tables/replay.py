@@ -45,7 +45,7 @@ def take(processor: SourceProcessor, stores: Stores, record: LogRecord, max_payl
         processor.touch(stores, record.partition, record.offset)
         return Taken(None, None)
     checked = validate(processor.source, record.value, max_payload_bytes, record.lane, record.timestamp_ms,
-                       record.placed)
+                       record.placed, record.schema_version)
     if not isinstance(checked, Valid):
         processor.reject(stores, record.partition, record.offset)
         return Taken(None, Outcome(INVALID, 0), checked)
@@ -66,7 +66,8 @@ def replay(
 ) -> Iterator[dict[str, Any]]:
     """One row per applied event: identity, position, then every feature
     (with ``include_record``, the event's own fields under ``record``; with
-    ``include_value``, its original bytes under ``value``).  ``stores``: where
+    ``include_value``, its original bytes under ``value`` and the schema version
+    they were written in under ``schema_version``).  ``stores``: where
     the state goes (in memory by default); pass them to read the state the
     log leaves, as ``SourceProcessor.read`` serves it."""
     views = [v for v in views if v.source.name == source.name]
@@ -95,4 +96,5 @@ def replay(
             row["record"] = checked.record
         if include_value:
             row["value"] = record.value
+            row["schema_version"] = record.schema_version  # the bytes are read in this version
         yield row

@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from tables.dsl import Source
-from tables.log_record import INVALID_LANE, LANE_HEADER
+from tables.log_record import INVALID_LANE, LANE_HEADER, SCHEMA_HEADER
 from tables.partitioning import key_partition
+from tables.schema import upgrade
 
 # Event times outside this range are typos or unit mix-ups (seconds vs ms).
 MIN_EVENT_MS = int(datetime(1990, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
@@ -37,6 +38,9 @@ BAD_LANE = "bad_lane_header"
 INVALID_UNICODE = "invalid_unicode"
 FUTURE_EVENT = "future_event"
 WRONG_PARTITION = "wrong_partition"
+# A schema version the source does not define (newer than its newest: a
+# producer ahead of the workers' definitions), or a header that is no version.
+UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
 # How far an event's time may lie after the moment Kafka took the record:
 # one event dated years ahead would otherwise make its partition's clock
 # judge every later event late.  Measured against the record's own Kafka
@@ -133,11 +137,34 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _check_fields(fields: dict[str, str], required: tuple[str, ...], record: dict[str, Any],
+                  suffix: str = "") -> Rejection | None:
+    for name in required:
+        if record.get(name) is None:
+            return Rejection(MISSING_FIELD, name + suffix)
+    for name, type_ in fields.items():
+        value = record.get(name)
+        if value is not None:
+            error = _type_error(name, type_, value)
+            if error:
+                return Rejection(error.reason, error.detail + suffix)
+    return None
+
+
 def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | None = None,
-             kafka_time_ms: int | None = None, placed: tuple[int, int] | None = None) -> Valid | Rejection:
+             kafka_time_ms: int | None = None, placed: tuple[int, int] | None = None,
+             schema_version: int | None = None) -> Valid | Rejection:
     """``lane``: the record's ``fs-lane`` header as ``log_record.lane_of`` reads it;
     ``kafka_time_ms``: its Kafka timestamp (None: not known, as in an exported file);
-    ``placed``: (partition, partitions of its topic) the record was found in (None: not known)."""
+    ``placed``: (partition, partitions of its topic) the record was found in (None: not known);
+    ``schema_version``: its ``fs-schema`` header as ``log_record.schema_of`` reads it (None: version 1).
+    An event of an older version is checked against that version, then upgraded
+    to the newest (``tables.schema.upgrade``): ``Valid.record`` is always newest."""
+    version = 1 if schema_version is None else schema_version
+    if version != source.schema_version and version not in source.upgrades:
+        # Judged before parsing: nothing in a record of an unknown shape can be checked.
+        return Rejection(UNKNOWN_SCHEMA_VERSION, f"the {SCHEMA_HEADER} header says {version if version >= 0 else 'no number'}; "
+                                                 f"{source.name} defines versions 1 to {source.schema_version}")
     if lane == INVALID_LANE:
         return Rejection(BAD_LANE, f"the {LANE_HEADER} header is not a partition number")
     if lane is not None and source.parent is None:
@@ -166,15 +193,18 @@ def validate(source: Source, payload: bytes | None, max_bytes: int, lane: int | 
     if _SURROGATE_ESCAPE.search(payload) and _has_lone_surrogate(record):
         return Rejection(INVALID_UNICODE, "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
 
-    for name in source.required_fields:
-        if record.get(name) is None:
-            return Rejection(MISSING_FIELD, name)
-    for name, type_ in source.fields.items():
-        value = record.get(name)
-        if value is not None:
-            error = _type_error(name, type_, value)
-            if error:
-                return error
+    if version != source.schema_version:
+        plan = source.upgrades[version]
+        rejection = _check_fields(plan.fields, plan.required, record, f" (schema version {version})")
+        if rejection:
+            return rejection
+        record = upgrade(plan, record)
+    # The newest checks run on upgraded records too: the history's check at
+    # load makes them pass, except what only the newest requires of a
+    # re-keyed log (its entity).
+    rejection = _check_fields(source.fields, source.required_fields, record)
+    if rejection:
+        return rejection
 
     try:
         time_ms = parse_time_ms(record[source.time_field])

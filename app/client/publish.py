@@ -34,7 +34,8 @@ def check(definitions: Definitions, settings: Settings, source: str,
         except (TypeError, ValueError) as exc:  # not JSON: NaN, a set, a datetime object
             rejected.append(Rejected(index, INVALID_JSON, f"{type(exc).__name__}: {exc}"))
             continue
-        checked = validate(schema, payload, settings.max_payload_bytes)
+        # As sent: with the newest schema version (``Definitions.schema_headers``).
+        checked = validate(schema, payload, settings.max_payload_bytes, schema_version=schema.schema_version)
         if isinstance(checked, Rejection):
             rejected.append(Rejected(index, checked.reason, checked.detail))
     return rejected
@@ -46,5 +47,5 @@ async def publish(definitions: Definitions, settings: Settings, source: str,
     if rejected:
         raise PublishRejected(source, rejected)
     report = await produce(settings, definitions.key_fields(), ((source, dict(e)) for e in events), len(events),
-                           progress=False)
+                           progress=False, headers=definitions.schema_headers())
     return PublishReport(source, report.total, report.seconds)
