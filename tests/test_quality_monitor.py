@@ -39,9 +39,9 @@ def test_predictions_and_labels_to_figures_and_alerts(tmp_path: Path) -> None:
     definitions = load("tables.flights")
     monitor = QualityMonitor(settings, definitions, model_specs(definitions), Registry(tmp_path), "w1")
     topics = settings.topics
-    for i in range(60):
-        shift = 100 if 20 <= i < 40 else 0  # the second hour's dep_delay shifted
-        t = (i // 20) * H + (i % 20) * 60_000
+    for i in range(300):
+        shift = 100 if 100 <= i < 200 else 0  # the second hour's dep_delay shifted
+        t = (i // 100) * H + (i % 100) * 30_000
         p1 = 0.9 if i % 3 else 0.2
         monitor.take(message(topics.predictions, {
             "model": "flight_delay", "model_version": 1, "role": "primary", "event_id": f"dep-{i}",
@@ -59,8 +59,8 @@ def test_predictions_and_labels_to_figures_and_alerts(tmp_path: Path) -> None:
                for family in text_string_to_metric_families(generate_latest(registry).decode())
                for s in family.samples}
     series = (("model", "flight_delay"), ("role", "primary"), ("version", "1"))
-    assert samples[("featurestream_model_labelled", series)] == 60
-    assert samples[("featurestream_model_accuracy", series)] == 59 / 60
+    assert samples[("featurestream_model_labelled", series)] == 300
+    assert samples[("featurestream_model_accuracy", series)] == 299 / 300
     assert 0.9 < samples[("featurestream_model_auc", series)] < 1
     assert [a.recovered for a in monitor.alerts if a.feature == "dep_delay"] == [False, True]
     assert samples[("featurestream_drift_alert", (("feature", "dep_delay"), ("model", "flight_delay"),
