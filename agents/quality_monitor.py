@@ -85,13 +85,13 @@ class QualityMonitor:
             data = json.loads(message.value)
             topics = self.settings.topics
             if message.topic in (topics.predictions, topics.shadow_predictions):
-                self.prediction(data)
+                self.prediction(data, message.partition)
             else:
-                self.label(message.topic, data)
+                self.label(message.topic, data, message.partition)
         except (ValueError, TypeError, KeyError, AttributeError):
             self.skipped += 1  # bad records are ingest's business (the DLQ): here they are only not counted
 
-    def prediction(self, data: dict[str, Any]) -> None:
+    def prediction(self, data: dict[str, Any], partition: int = 0) -> None:
         name, version = data["model"], int(data["model_version"])
         if name not in self.specs or not data.get("probabilities") or not data.get("labels"):
             return
@@ -102,19 +102,21 @@ class QualityMonitor:
         join = self.joins[name]
         if (scored.series, scored.event_id) in join.done:
             return  # resent (at-least-once): counted once, in the join and in the drift windows
+        # primary and shadow topics are partitioned alike: their partitions are separate lanes
+        lane = partition * 2 + (data["role"] != "primary")
         drift = self._drift(name, version)
         if drift is not None:  # per version, whatever its role: a shadow's inputs and score drift too
-            for report in drift.windows.add(scored.time_ms, {**data.get("features", {}), SCORE: p1}):
+            for report in drift.windows.add(scored.time_ms, {**data.get("features", {}), SCORE: p1}, lane):
                 for feature, value in report.psi.items():
                     self.psi[(name, version, feature)] = value
                 self.alerts += drift.book.judge(report, now_iso(), self.worker)
         if key is None:
             join.done[(scored.series, scored.event_id)] = scored.time_ms
             return
-        for pair in join.prediction(scored):
+        for pair in join.prediction(scored, lane):
             self.rolling[name].add(pair, join.label_watermark or pair.label_time_ms)
 
-    def label(self, topic: str, data: dict[str, Any]) -> None:
+    def label(self, topic: str, data: dict[str, Any], partition: int = 0) -> None:
         for name, spec in self.specs.items():
             if self.settings.topics.events(spec.label_source) != topic:
                 continue
@@ -124,7 +126,7 @@ class QualityMonitor:
                 continue
             time_ms = parse_time_ms(data[time_field])
             join = self.joins[name]
-            for pair in join.label(found.key, found.value, time_ms):
+            for pair in join.label(found.key, found.value, time_ms, partition):
                 self.rolling[name].add(pair, join.label_watermark or time_ms)
 
     def expire(self) -> None:

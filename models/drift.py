@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 
+from models.quality import Watermark
+
 PSI_FLOOR = 1e-4
 SCORE = "score"  # the drift "feature" name of the model's score (p1)
 NULL = "null"
@@ -137,8 +139,9 @@ class WindowReport:
 class DriftWindows:
     """Tumbling windows of one model version's scored events, by event time.
 
-    A window ``[start, start + window_ms)`` closes when the newest event time
-    seen is past its end plus ``lateness_ms`` (the scored source's allowed
+    A window ``[start, start + window_ms)`` closes when the event time the
+    predictions have reached (``models.quality.Watermark``: over the partitions
+    read) is past its end plus ``lateness_ms`` (the scored source's allowed
     lateness: events later than that are not scored anyway); a prediction for
     a closed window is counted in ``late`` and left out."""
 
@@ -148,11 +151,11 @@ class DriftWindows:
     min_count: int
     open: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # start -> feature -> counts
     sizes: dict[int, int] = field(default_factory=dict)
-    watermark: int | None = None
+    watermark: Watermark = field(default_factory=Watermark)  # per partition of the predictions read
     closed_before: int | None = None  # windows starting before this are closed
     late: int = 0
 
-    def add(self, time_ms: int, values: dict[str, Any]) -> list[WindowReport]:
+    def add(self, time_ms: int, values: dict[str, Any], lane: int = 0) -> list[WindowReport]:
         start = time_ms - time_ms % self.window_ms
         if self.closed_before is not None and start < self.closed_before:
             self.late += 1
@@ -164,15 +167,16 @@ class DriftWindows:
         for feature, feature_bins in self.bins.items():
             counts[feature][feature_bins.index(values.get(feature))] += 1
         self.sizes[start] += 1
-        self.watermark = max(time_ms, self.watermark or time_ms)
+        self.watermark.see(lane, time_ms)
         return self._close()
 
     def _close(self) -> list[WindowReport]:
         reports = []
-        assert self.watermark is not None
+        watermark = self.watermark.value
+        assert watermark is not None
         for start in sorted(self.open):
             end = start + self.window_ms
-            if end + self.lateness_ms > self.watermark:
+            if end + self.lateness_ms > watermark:
                 break
             counts, size = self.open.pop(start), self.sizes.pop(start)
             self.closed_before = end

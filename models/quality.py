@@ -7,8 +7,9 @@ The join (``LabelJoin``) applies ``tables.labels.verdict`` to event times
 only and holds either side until the other can no longer come, so the pairs
 it makes do not depend on how the broker interleaved the two topics:
 
-- a prediction waits for its label until the label stream's event time (its
-  largest, less the label source's allowed lateness) is past the
+- a prediction waits for its label until the label stream's event time (the
+  least over its partitions of each one's newest, less the label source's
+  allowed lateness) is past the
   prediction's time plus the horizon; then it is ``expired`` (unlabelled);
 - a label waits for predictions until the scored stream's event time (less
   its lateness) is past the label's time: a prediction for an event after
@@ -66,6 +67,25 @@ class Pair:
 
 
 @dataclass
+class Watermark:
+    """Event time a stream has reached: the least, over the partitions seen, of each one's newest time.
+
+    The newest time over all partitions would run ahead of a partition read
+    later than the others (a consumer drains partitions unevenly), and drop
+    what that partition still needs."""
+
+    newest: dict[int, int] = field(default_factory=dict)
+
+    def see(self, lane: int, time_ms: int) -> None:
+        if time_ms > self.newest.get(lane, time_ms - 1):
+            self.newest[lane] = time_ms
+
+    @property
+    def value(self) -> int | None:
+        return min(self.newest.values()) if self.newest else None
+
+
+@dataclass
 class LabelJoin:
     horizon_ms: int
     scored_lateness_ms: int
@@ -73,18 +93,20 @@ class LabelJoin:
     pending: dict[str, list[Scored]] = field(default_factory=dict)  # key -> predictions without a label yet
     labels: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # key -> (time, value) kept for late-read predictions
     done: dict[tuple[Series, str], int] = field(default_factory=dict)  # predictions seen -> their time (duplicates)
-    scored_watermark: int | None = None
-    label_watermark: int | None = None
+    scored_watermark: Watermark = field(default_factory=Watermark)
+    label_progress: Watermark = field(default_factory=Watermark)
+    label_watermark: int | None = None  # the newest label time seen (the rolling window's end)
     counts: Counter[tuple[Series, str]] = field(default_factory=Counter)  # (series, matched|early|expired)
     unmatched_labels: int = 0  # join keys whose labels met no prediction at all (evicted unused)
     matched_keys: set[str] = field(default_factory=set)  # keys with a buffered label that made a pair
 
-    def prediction(self, scored: Scored) -> list[Pair]:
+    def prediction(self, scored: Scored, lane: int = 0) -> list[Pair]:
+        """``lane``: the partition the prediction was read from (watermarks are per partition)."""
         ident = (scored.series, scored.event_id)
         if ident in self.done:
             return []
         self.done[ident] = scored.time_ms
-        self.scored_watermark = max(scored.time_ms, self.scored_watermark or scored.time_ms)
+        self.scored_watermark.see(lane, scored.time_ms)
         for label_time, value in self.labels.get(scored.key, ()):
             if self._judge(scored, label_time):
                 self.matched_keys.add(scored.key)
@@ -92,8 +114,9 @@ class LabelJoin:
         self.pending.setdefault(scored.key, []).append(scored)
         return []
 
-    def label(self, key: str, value: str, time_ms: int) -> list[Pair]:
+    def label(self, key: str, value: str, time_ms: int, lane: int = 0) -> list[Pair]:
         self.label_watermark = max(time_ms, self.label_watermark or time_ms)
+        self.label_progress.see(lane, time_ms)
         self.labels.setdefault(key, []).append((time_ms, value))
         waiting = self.pending.get(key)
         if not waiting:
@@ -123,8 +146,9 @@ class LabelJoin:
 
     def expire(self) -> None:
         """Drop what can no longer be joined (call once per batch of records, not per record)."""
-        if self.label_watermark is not None:
-            label_cut = self.label_watermark - self.label_lateness_ms - self.horizon_ms
+        label_progress = self.label_progress.value
+        if label_progress is not None:
+            label_cut = label_progress - self.label_lateness_ms - self.horizon_ms
             for key in list(self.pending):
                 kept = [s for s in self.pending[key] if s.time_ms >= label_cut]
                 for scored in self.pending[key]:
@@ -135,8 +159,9 @@ class LabelJoin:
                 else:
                     del self.pending[key]
             self.done = {ident: t for ident, t in self.done.items() if t >= label_cut}
-        if self.scored_watermark is not None:
-            scored_cut = self.scored_watermark - self.scored_lateness_ms
+        scored_progress = self.scored_watermark.value
+        if scored_progress is not None:
+            scored_cut = scored_progress - self.scored_lateness_ms
             for key in list(self.labels):
                 kept_labels = [(t, v) for t, v in self.labels[key] if t >= scored_cut]
                 if kept_labels:

@@ -150,3 +150,14 @@ def test_rolling_window_by_label_event_time() -> None:
     assert figures_now.auc == 1.0
     rolling.add(Pair(scored(99, 0.5, 0), "1", 5 * H), 30 * H)  # older than the window: not counted
     assert ("m", 1, "primary") not in rolling.current()
+
+
+def test_a_partition_read_late_keeps_its_labels() -> None:
+    """Partition 1's predictions are read after partition 0 ran a day ahead: its labels must still be there."""
+    join = LabelJoin(horizon_ms=24 * H, scored_lateness_ms=H, label_lateness_ms=H)
+    join.prediction(scored(0, 0.2, 0), lane=1)
+    assert join.label("k5", "1", 5 * H + 60_000) == []  # the label of a prediction partition 1 has not given yet
+    join.prediction(scored(1, 0.3, 30 * H), lane=0)
+    join.expire()
+    pairs = join.prediction(scored(5, 0.8, 5 * H), lane=1)
+    assert [(p.prediction.event_id, p.label) for p in pairs] == [("e5", "1")]

@@ -24,7 +24,7 @@ H = 3_600_000
 
 
 def message(topic: str, value: dict, headers: tuple = ()) -> SimpleNamespace:
-    return SimpleNamespace(topic=topic, value=json.dumps(value).encode(), headers=headers)
+    return SimpleNamespace(topic=topic, partition=0, value=json.dumps(value).encode(), headers=headers)
 
 
 def test_predictions_and_labels_to_figures_and_alerts(tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ THRESHOLD = 0.5
 def quality_worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     from kafka_plumbing.topics import ensure_topics_sync
 
-    settings = replace(isolated, metrics_interval_s=1.0, drift_window_s=6 * 3600.0, drift_min_events=30,
+    # Day-long windows: a few evening hours differ from an all-day baseline for real (delays build up
+    # through the day), a day does not; the day the first scored events fall in has too few to be judged.
+    settings = replace(isolated, metrics_interval_s=1.0, drift_window_s=86400.0, drift_min_events=150,
                        drift_psi_threshold=THRESHOLD, quality_window_s=30 * 86400.0)
     ensure_topics_sync(settings, list(load_definitions(settings.features_module).sources))
     yield from running_worker(settings, tmp_path_factory.mktemp("worker"))
@@ -90,10 +92,10 @@ def test_live_quality_equals_offline_and_drift_alert_recovers(quality_worker: Wo
     publish(worker, 0, 1500)
     worker.wait_for("departures", 1500)
     version = deploy_model(worker)
-    publish(worker, 1500, 700)
-    publish(worker, 2200, 700, shift=SHIFT_MIN)
-    publish(worker, 2900, 1000)
-    worker.wait_for("departures", 3900)
+    publish(worker, 1500, 700)  # 2013-01-02 22:20 to 01-03 18:49
+    publish(worker, 2200, 700, shift=SHIFT_MIN)  # to 01-04 14:00
+    publish(worker, 2900, 1600)  # to 2013-01-06: the next day closes (a judged window after the shift)
+    worker.wait_for("departures", 4500)
 
     series = (("model", "flight_delay"), ("role", "primary"), ("version", str(version)))
     deadline = time.monotonic() + 60
