@@ -132,6 +132,8 @@ class PredictionRecord:
     view_versions: dict[str, int]
     score_latency_us: float
     scored_at: str
+    # the scored event's value of the model's join key (``ModelSpec.join_key``): what its label is found by
+    join_key: Any = None
 
     def to_json(self) -> dict[str, Any]:
         """The record's JSON object: provenance fields first, then the prediction (flat, as consumers read it)."""
@@ -265,6 +267,7 @@ class ScoringRuntime:
                     labels=self.cache.get(model, version).labels, unknown_levels=prediction.unknown_levels,
                     features=row, view_versions={v: self.definitions.views[v].version for v in spec.views},
                     score_latency_us=round(latency, 1), scored_at=now_iso(),
+                    join_key=requests[i].record.get(spec.join_key),
                 ))
         return results
 

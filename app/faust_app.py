@@ -13,6 +13,7 @@ from agents.ingest import register_ingest
 from agents.metrics import Metrics
 from agents.metrics_publisher import register_metrics_publisher
 from agents.placement import Placement
+from agents.quality_monitor import register_quality_monitor
 from agents import serving_snapshot
 from agents.readiness import is_ready
 from agents.serving_snapshot import SnapshotWriter
@@ -120,5 +121,6 @@ def create_app(
 
     register_metrics_publisher(app, settings.topics.metrics, metrics, str(app.conf.canonical_url),
                                settings.metrics_interval_s)
+    register_quality_monitor(app, settings, definitions, specs, metrics, str(app.conf.canonical_url))
     web.register(runtime)
     return runtime

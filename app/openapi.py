@@ -206,7 +206,7 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                         "labels": {"type": "array", "items": {"type": "string"}, "nullable": True},
                         "unknown_levels": {"type": "object"}, "features": {"type": "object"},
                         "view_versions": {"type": "object"}, "score_latency_us": {"type": "number"},
-                        "scored_at": {"type": "string"},
+                        "scored_at": {"type": "string"}, "join_key": {},
                     },
                 },
             },

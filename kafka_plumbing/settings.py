@@ -125,6 +125,19 @@ class Settings:
     # (agents.metrics_publisher); 0 publishes none.  Table key counts in
     # /metrics are refreshed at most this often too.
     metrics_interval_s: float = field(default_factory=lambda: float(_env("FS_METRICS_INTERVAL_S", "10")))
+    # Live model quality and drift (agents.quality_monitor), a task of the worker off the hot path.
+    monitor: bool = field(default_factory=lambda: _env("FS_MONITOR", "1") not in ("0", "false", "no"))
+    # On start the monitor reads the predictions and label logs from this far back (wall time of the records).
+    monitor_lookback_s: float = field(default_factory=lambda: float(_env("FS_MONITOR_LOOKBACK_S", "3600")))
+    # Rolling quality: the pairs whose label time is within this of the newest label time (event time).
+    quality_window_s: float = field(default_factory=lambda: float(_env("FS_QUALITY_WINDOW_S", "86400")))
+    # A label counts for a prediction if its event time is at most this after the scored event's.
+    quality_horizon_s: float = field(default_factory=lambda: float(_env("FS_QUALITY_HORIZON_S", "86400")))
+    # Drift: tumbling event-time windows of this length; PSI above the threshold raises an alert;
+    # windows with fewer scored events are not judged (PSI of a handful of events is noise).
+    drift_window_s: float = field(default_factory=lambda: float(_env("FS_DRIFT_WINDOW_S", "3600")))
+    drift_psi_threshold: float = field(default_factory=lambda: float(_env("FS_DRIFT_PSI_THRESHOLD", "0.2")))
+    drift_min_events: int = field(default_factory=lambda: int(_env("FS_DRIFT_MIN_EVENTS", "100")))
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
@@ -183,6 +196,13 @@ class Settings:
             "FS_READ_PROCESS": "1" if self.read_process else "0",
             "FS_PROCESSING_GUARANTEE": self.processing_guarantee,
             "FS_METRICS_INTERVAL_S": str(self.metrics_interval_s),
+            "FS_MONITOR": "1" if self.monitor else "0",
+            "FS_MONITOR_LOOKBACK_S": str(self.monitor_lookback_s),
+            "FS_QUALITY_WINDOW_S": str(self.quality_window_s),
+            "FS_QUALITY_HORIZON_S": str(self.quality_horizon_s),
+            "FS_DRIFT_WINDOW_S": str(self.drift_window_s),
+            "FS_DRIFT_PSI_THRESHOLD": str(self.drift_psi_threshold),
+            "FS_DRIFT_MIN_EVENTS": str(self.drift_min_events),
         }
         env.update(self.auth_env())
         if self.kafka_bootstrap:

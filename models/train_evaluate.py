@@ -27,6 +27,8 @@ class Evaluation:
     tpr: np.ndarray
     reference: list[dict[str, Any]]  # holdout rows with H2O's own p1, for MOJO parity checks
     varimp: list[dict[str, Any]]
+    # H2O's p1 on the holdout: the score's baseline for drift (None under cross-validation)
+    holdout_p1: np.ndarray | None = None
 
 
 def _finite_or_none(x: Any) -> Any:
@@ -79,6 +81,7 @@ def evaluate(fitted: Fitted, parts: SplitFrames, config: TrainConfig, created_ke
     feats = config.features
     train_metrics = _metrics(model.model_performance(train=True))
     reference: list[dict[str, Any]] = []
+    p1: np.ndarray | None = None
     if config.evaluation == "holdout":
         hold_df = parts.holdout
         eval_perf = model.model_performance(valid=True)
@@ -109,4 +112,4 @@ def evaluate(fitted: Fitted, parts: SplitFrames, config: TrainConfig, created_ke
         {"variable": v, "relative_importance": float(ri), "scaled_importance": float(si), "percentage": float(pc)}
         for v, ri, si, pc in (model.varimp() or [])
     ]
-    return Evaluation(train_metrics, eval_metrics, fpr, tpr, reference, varimp)
+    return Evaluation(train_metrics, eval_metrics, fpr, tpr, reference, varimp, p1)

@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from models.baselines import numeric_baseline
 from models.registry import RegistryError, validate_mojo
 from models.train_config import LABEL_LEVELS, TrainConfig, TrainError
 from models.train_data import SplitFrames, iso
@@ -111,6 +114,9 @@ def build_metadata(
         "h2o_model_id": fitted.model.model_id,
         "h2o_cluster": {"nthreads": config.nthreads, "max_mem_size": config.max_mem_size, "started_here": run.started_cluster},
         "baselines": baselines,
+        # the score on rows the model never saw, binned as an input is: drift of the score itself
+        "score_baseline": (numeric_baseline(pd.Series(evaluation.holdout_p1), config.baseline_bins)
+                           if evaluation.holdout_p1 is not None else None),
         "variable_importances": evaluation.varimp,
         "reference_predictions": evaluation.reference,
         "training_seconds": None,

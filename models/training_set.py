@@ -24,6 +24,7 @@ from rich.progress import Progress
 from tables.validation import parse_time_ms
 from kafka_plumbing import log_reader
 from kafka_plumbing.settings import Settings
+from tables.labels import label_of
 from tables.model_spec import ModelSpec
 from tables.definitions import Definitions
 from tables.point_in_time import as_of_values
@@ -79,11 +80,8 @@ def model_frame(
     with Progress(console=console) as bar:
         scored = replayed(settings, definitions, spec.source, events_dir, bar)
         labelled = replayed(settings, definitions, spec.label_source, events_dir, bar)
-    labels = {
-        row["record"][spec.join_key]: row["record"].get(spec.label_field)
-        for row in labelled
-        if row["record"].get(spec.join_key) is not None
-    }
+    # The last applied label event per key wins (log order); live quality uses the same label_of.
+    labels = {found.key: found.value for row in labelled if (found := label_of(spec, row["record"])) is not None}
     rows = []
     for row in scored:
         record = row["record"]
@@ -96,7 +94,8 @@ def model_frame(
         }
         for column in numeric + categorical:
             out[column] = row[column] if "." in column else record.get(column)
-        out["label"] = labels.get(record.get(spec.join_key))
+        key = record.get(spec.join_key)
+        out["label"] = labels.get(str(key)) if key is not None else None
         rows.append(out)
     frame = pd.DataFrame(rows)
     frame["event_time"] = pd.to_datetime(frame["event_time_ms"], unit="ms", utc=True)
