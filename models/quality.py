@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tables.labels import EARLY, EXPIRED, MATCHED, POSITIVE, verdict
+from tables.labels import EXPIRED, MATCHED, POSITIVE, verdict
 
 Series = tuple[str, int, str]  # (model, version, role)
 EPS = 1e-15  # log loss clips probabilities to [EPS, 1 - EPS], as sklearn's default did
