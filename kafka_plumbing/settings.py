@@ -125,8 +125,9 @@ class Settings:
     # (agents.metrics_publisher); 0 publishes none.  Table key counts in
     # /metrics are refreshed at most this often too.
     metrics_interval_s: float = field(default_factory=lambda: float(_env("FS_METRICS_INTERVAL_S", "10")))
-    # Live model quality and drift (agents.quality_monitor), a task of the worker off the hot path.
-    monitor: bool = field(default_factory=lambda: _env("FS_MONITOR", "1") not in ("0", "false", "no"))
+    # Live model quality and drift (agents.quality_monitor): a task in the worker's process, so
+    # it shares the worker's CPU (docs/BENCHMARKS.md measures it); one worker of a group runs it.
+    monitor: bool = field(default_factory=lambda: _env("FS_MONITOR", "0") not in ("0", "false", "no"))
     # On start the monitor reads the predictions and label logs from this far back (wall time of the records).
     monitor_lookback_s: float = field(default_factory=lambda: float(_env("FS_MONITOR_LOOKBACK_S", "3600")))
     # Rolling quality: the pairs whose label time is within this of the newest label time (event time).

@@ -37,8 +37,8 @@ def quality_worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory)
 
     # Day-long windows: a few evening hours differ from an all-day baseline for real (delays build up
     # through the day), a day does not; the day the first scored events fall in has too few to be judged.
-    settings = replace(isolated, metrics_interval_s=1.0, drift_window_s=86400.0, drift_min_events=150,
-                       drift_psi_threshold=THRESHOLD, quality_window_s=30 * 86400.0)
+    settings = replace(isolated, monitor=True, metrics_interval_s=1.0, drift_window_s=86400.0,
+                       drift_min_events=150, drift_psi_threshold=THRESHOLD, quality_window_s=30 * 86400.0)
     ensure_topics_sync(settings, list(load_definitions(settings.features_module).sources))
     yield from running_worker(settings, tmp_path_factory.mktemp("worker"))
 
