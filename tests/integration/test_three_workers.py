@@ -118,6 +118,7 @@ def test_three_workers_survive_a_kill_and_a_new_worker(group: Group, tmp_path: P
             time.sleep(0.05)
         assert not stream.done(), "the kill must land mid-stream: lower RATE"
         c_scored = predictions_published(c)
+        c_scores = any(source == "departures" for source, _ in owned(c))  # its URL's rank decides
         killed = time.monotonic()
         group.workers["c"].signal(signal.SIGKILL)
         d = group.workers["d"].start()  # ready once the group rebalanced without C (its session expired)
@@ -152,7 +153,7 @@ def test_three_workers_survive_a_kill_and_a_new_worker(group: Group, tmp_path: P
     scored = {name: predictions_published(group.workers[name].worker) for name in "abd"}
     scoring = {name for name in "abd" if any(source == "departures" for source, _ in owned(group.workers[name].worker))}
     assert scoring and all((scored[n] > 0) == (n in scoring) for n in "abd"), (scored, scoring)
-    assert c_scored > 0 and len(scoring) >= 2, (c_scored, scoring)
+    assert (c_scored > 0) == c_scores and len(scoring) >= 2, (c_scored, c_scores, scoring)
     predicted = set(positions(decode(consume_all(settings, settings.topics.predictions))))
     departures = set(positions(decode(consume_all(settings, settings.topics.features("departures")))))
     assert predicted == departures - unscored, "a prediction per departure applied since the deploy"
