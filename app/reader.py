@@ -43,7 +43,7 @@ from app.batch_read import BATCH_PATH, FORWARDED_HEADER, BatchLimits, answer_bat
 from app.feature_read import Forward, read_features
 from app.http_metrics import merged_exposition, reader_histogram, timing
 from app.routing import FORWARD_TIMEOUT_S, NoOwner, forward, owner
-from app.tokens import READ, load_tokens
+from app.tokens import READ, Decision, load_tokens
 from app.web_auth import judge, sees_view
 from app.web_common import FEATURES_PATH, error_body
 from app.web_server import HardenedRunner, HttpLimits, json_errors
@@ -176,13 +176,20 @@ class Reader:
             asyncio.get_running_loop().remove_reader(self.signals)
             self.gone.set()
 
-    async def features(self, request: web.Request) -> web.Response:
-        follower = self.follower
+    def admit(self, request: web.Request) -> tuple[Decision, web.Response | None]:
+        """The decision on a read, and its 401/403 answer when refused (as ``app.web_auth.admit``)."""
         self.current()
-        decision = judge(follower, request, READ)
-        if decision.status != 200:
-            return web.json_response(error_body(decision.error or "unauthorized", decision.detail or ""),
-                                     status=decision.status)
+        decision = judge(self.follower, request, READ)
+        if decision.status == 200:
+            return decision, None
+        return decision, web.json_response(error_body(decision.error or "unauthorized", decision.detail or ""),
+                                           status=decision.status)
+
+    async def features(self, request: web.Request) -> web.Response:
+        decision, refused = self.admit(request)
+        if refused is not None:
+            return refused
+        follower = self.follower
         answer = read_features(self.side, request.match_info["view"], request.match_info["entity"], request.query,
                                lambda name: sees_view(follower, decision, name))
         if isinstance(answer, Forward):
@@ -193,12 +200,10 @@ class Reader:
 
     async def batch(self, request: web.Request) -> web.Response:
         """``POST /features`` (``app.batch_read``), from the same state as ``features``."""
+        decision, refused = self.admit(request)
+        if refused is not None:
+            return refused
         follower = self.follower
-        self.current()
-        decision = judge(follower, request, READ)
-        if decision.status != 200:
-            return web.json_response(error_body(decision.error or "unauthorized", decision.detail or ""),
-                                     status=decision.status)
         client = self.client
         assert client is not None
 
