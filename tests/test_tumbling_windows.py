@@ -5,9 +5,7 @@ through the state codec the online path uses."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,6 +20,7 @@ from tables.processor import APPLIED, LATE, SourceProcessor, Stores
 from tables.state import encode_view_state
 from tests import oracle
 from tests.test_aggregations_property import LATENESS, SOURCE, _scale, close, streams
+from tests.test_window_semantics import close as _near
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -94,14 +93,6 @@ def test_flights_views_keep_their_state_keys() -> None:
 @pytest.fixture(scope="module")
 def vectors() -> dict:
     return json.loads(VECTORS.read_text())
-
-
-def _near(got: Any, want: Any) -> bool:
-    if got is None or want is None:
-        return got is None and want is None
-    if isinstance(got, float) or isinstance(want, float):
-        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
-    return got == want
 
 
 def _build(vectors: dict, case: dict) -> tuple[FeatureView, SourceProcessor]:

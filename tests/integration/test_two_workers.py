@@ -19,6 +19,7 @@ from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync
 from tables.definitions import load as load_definitions
 from tests.integration.conftest import Worker, consume_until
+from tests.integration.flights_stream import total_counts
 
 HISTORY = 3_000
 LIVE = 2_000
@@ -71,7 +72,7 @@ def wait_applied(workers: list[Worker], source: str, n: int, timeout: float = 18
 def wait_decided(workers: list[Worker], source: str, n: int, timeout: float = 60) -> None:
     """Until ``n`` records of ``source`` have an outcome, over the workers."""
     deadline = time.monotonic() + timeout
-    while (decided := sum(sum(w.counts(source).values()) for w in workers)) < n:
+    while (decided := sum(total_counts(tuple(workers), source).values())) < n:
         assert time.monotonic() < deadline, f"{decided} of {n} {source}"
         time.sleep(0.5)
 
