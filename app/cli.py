@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kafka_plumbing import clients
     from kafka_plumbing.partition_count import PartitionMismatch
+    from kafka_plumbing.topic_retention import RetentionMismatch
 
     try:
         return args.func(args)
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except PartitionMismatch as exc:
         console.print(f"[red]partitions: {exc}", highlight=False)
+        return 2
+    except RetentionMismatch as exc:
+        console.print(f"[red]retention: {exc}", highlight=False)
         return 2
     except KafkaConnectionError:
         settings = settings_mod.load()

@@ -88,6 +88,11 @@ class Settings:
     # process gets FS_PARTITIONS from as_env and maps by exactly that count.
     partitions_set: bool = field(default_factory=lambda: _env("FS_PARTITIONS", "") != "", compare=False)
     replication: int = field(default_factory=lambda: int(_env("FS_REPLICATION", "1")))
+    # Retention of the topics where it is a choice, in ms (-1: forever), given
+    # to new topics; the logs that are the source of truth always keep everything.
+    predictions_retention_ms: int = field(
+        default_factory=lambda: int(_env("FS_PREDICTIONS_RETENTION_MS", str(7 * 24 * 3600 * 1000))))
+    audit_retention_ms: int = field(default_factory=lambda: int(_env("FS_AUDIT_RETENTION_MS", "-1")))
     # URL other workers use to reach this one (routing of web requests).
     canonical_url: str = field(default_factory=lambda: _env("FS_CANONICAL_URL", ""))
     max_payload_bytes: int = field(
@@ -160,6 +165,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.partitions < 1:
             raise ValueError(f"FS_PARTITIONS={self.partitions}: a topic needs at least one partition")
+        for name, ms in (("FS_PREDICTIONS_RETENTION_MS", self.predictions_retention_ms),
+                         ("FS_AUDIT_RETENTION_MS", self.audit_retention_ms)):
+            if ms == 0 or ms < -1:
+                raise ValueError(f"{name}={ms}: a retention in milliseconds, or -1 to keep everything")
         if self.processing_guarantee not in PROCESSING_GUARANTEES:
             raise ValueError(
                 f"FS_PROCESSING_GUARANTEE={self.processing_guarantee!r} is not one of "
