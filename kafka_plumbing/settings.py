@@ -55,7 +55,9 @@ class Settings:
             _env("FS_CACHE_DIR", str(Path.home() / ".cache" / "featurestream"))
         )
     )
-    registry_dir: Path = field(default_factory=lambda: Path(_env("FS_REGISTRY", ".featurestream/registry")).resolve())
+    # Under FS_HOME unless set: one volume holds a worker's stores and the models it serves.
+    registry_dir: Path = field(default_factory=lambda: Path(
+        _env("FS_REGISTRY", str(Path(_env("FS_HOME", ".featurestream")) / "registry"))).resolve())
     # One bearer token with every scope, named ``admin`` (kept from before scoped tokens).
     admin_token: str = field(default_factory=lambda: _env("FS_ADMIN_TOKEN", ""))
     # Scoped bearer tokens ``name:scope[,scope]:token;...`` and/or a file of them
