@@ -1,7 +1,8 @@
 """``fs.metrics``: the worker's /metrics figures as periodic JSON snapshots.
 
 One writer per worker (a Faust timer of the worker's app), every
-``FS_METRICS_INTERVAL_S``, keyed by the worker's URL: consumers that cannot
+``FS_METRICS_INTERVAL_S``, keyed by the worker's URL (and one per
+``featurestream monitor`` process, keyed by its URL): consumers that cannot
 scrape (a notebook, another cluster, the console) read the same numbers from
 Kafka.  A snapshot is the registry's samples as they are, so the two can
 never disagree about what a figure means (docs/monitoring.md)."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -64,19 +66,22 @@ def decode(raw: bytes) -> MetricsSnapshot:
     return msgspec.json.decode(raw, type=MetricsSnapshot)
 
 
+Send = Callable[[bytes, bytes], Awaitable[object]]  # (key, value) onto fs.metrics
+
+
 @dataclass
 class Publisher:
-    topic: faust.TopicT
-    metrics: Metrics
+    send: Send
+    registry: CollectorRegistry
     worker: str
     interval_s: float
     seq: int = 0
 
     async def publish(self) -> None:
         self.seq += 1
-        snapshot = take(self.metrics.registry, self.worker, self.seq, self.interval_s)
+        snapshot = take(self.registry, self.worker, self.seq, self.interval_s)
         try:
-            await self.topic.send(key=self.worker.encode(), value=encode(snapshot))
+            await self.send(self.worker.encode(), encode(snapshot))
         except Exception:  # the next one goes out anyway; metrics never stop a worker
             log.exception("publishing metrics snapshot %s failed", self.seq)
 
@@ -85,7 +90,12 @@ def register_metrics_publisher(app: faust.App, topic_name: str, metrics: Metrics
                                interval_s: float) -> Publisher | None:
     if interval_s <= 0:
         return None
-    publisher = Publisher(app.topic(topic_name), metrics, worker, interval_s)
+    topic = app.topic(topic_name)
+
+    async def send(key: bytes, value: bytes) -> object:
+        return await topic.send(key=key, value=value)
+
+    publisher = Publisher(send, metrics.registry, worker, interval_s)
 
     @app.timer(interval_s)
     async def publish_metrics() -> None:

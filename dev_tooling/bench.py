@@ -7,7 +7,8 @@ on fresh topics, medians reported), every stage on the same topic:
    produce per event, a bare Faust agent, + one RocksDB write per event;
 2. the full worker (``bench_worker``), with ``flight_delay`` deployed when
    the registry has one (``--train`` trains it first), and the Kafka records
-   it writes per departure;
+   it writes per departure; the same under exactly once, and with
+   ``featurestream monitor`` running beside it;
 3. ``GET /features`` latency from an open-loop generator in its own process
    (``bench_latency``): worker idle, worker ingesting at a fixed rate, and a
    bare Faust page returning one table value; the ingest rate with and
@@ -121,6 +122,19 @@ def run_round(index: int, tag: str, base: Settings, definitions: Definitions, co
                 try:
                     worker.deploy_latest()
                     found["exactly_once"] = {"ingest": asdict(worker.ingest(slices.ingest))}
+                finally:
+                    worker.stop()
+        if config.runs("monitor"):
+            # The same departures again, with `featurestream monitor` reading the predictions beside the worker.
+            watched = replace(settings, topic_prefix=f"{settings.topic_prefix}-mon", app_id=f"{settings.app_id}-mon")
+            ensure_topics_sync(watched, list(definitions.sources))
+            worker = BenchWorker(watched, definitions.key_fields())
+            with console.status(f"round {index + 1}: worker ingesting with featurestream monitor beside it"):
+                worker.start()
+                try:
+                    with worker.monitor():
+                        worker.deploy_latest()
+                        found["monitor"] = {"ingest": asdict(worker.ingest(slices.ingest))}
                 finally:
                     worker.stop()
     else:

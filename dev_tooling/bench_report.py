@@ -69,6 +69,8 @@ def rows_of(values: dict[str, float], config: BenchConfig) -> list[Row]:
               worker[1], baseline=bare),
         _rate(values, "exactly_once.ingest", f"full worker under FS_PROCESSING_GUARANTEE=exactly_once ({model})",
               "exactly_once.ingest.events_per_s", baseline=worker),
+        _rate(values, "monitor.ingest", f"full worker, `featurestream monitor` beside it ({model})",
+              "monitor.ingest.events_per_s", baseline=worker),
         _rate(values, "worker.messages", "Kafka records written per departure (input excluded, changelogs included)",
               "worker.ingest.messages_per_departure", unit="records"),
     ]

@@ -21,6 +21,8 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from kafka_plumbing import clients
 from agents.control_client import issue
 from dev_tooling import kafka_local
 from dev_tooling.bench_latency import LoadResult, finish_load, percentile, start_load
-from dev_tooling.processes import WorkerHandle, http_json, start_worker, stop_pid, wait_ready
+from dev_tooling.processes import WorkerHandle, http_json, start_monitor, start_worker, stop_pid, wait_ready
 from kafka_plumbing.clients import start_consumer, stop_consumer
 from kafka_plumbing.log_reader import read_all
 from kafka_plumbing.producer import produce
@@ -130,6 +132,16 @@ class BenchWorker:
             raise RuntimeError(f"deploying {MODEL} v{version} for the bench: {verdict}")
         self.model = f"{MODEL} v{version}"
         return self.model
+
+    @contextmanager
+    def monitor(self) -> Iterator[WorkerHandle]:
+        """``featurestream monitor`` on this worker's topics while the block runs."""
+        handle = start_monitor(kafka_local.free_port(), self.work / "monitor.log", env=self.settings.as_env())
+        try:
+            wait_ready(handle)
+            yield handle
+        finally:
+            stop_pid(handle.pid)
 
     def stop(self) -> None:
         if self.handle is not None:

@@ -1,5 +1,6 @@
-"""Starting and stopping worker processes (the demo and the integration tests
-run real ``featurestream worker`` processes, the way a user does)."""
+"""Starting and stopping worker (and monitor) processes: the demo, the bench
+and the integration tests run real ``featurestream worker`` processes, the
+way a user does."""
 from __future__ import annotations
 
 import json
@@ -43,23 +44,29 @@ def start_worker(
     env: dict[str, str] | None = None,
     features: str | None = None,
 ) -> WorkerHandle:
-    cmd = [
-        sys.executable, "-m", "app.cli", "worker",
-        "--web-port", str(web_port), "--data-dir", str(data_dir), "--loglevel", "INFO",
-    ]
+    cmd = ["worker", "--web-port", str(web_port), "--data-dir", str(data_dir), "--loglevel", "INFO"]
     if features:
         cmd += ["--features", features]
+    return _start(cmd, web_port, log_path, env)
+
+
+def start_monitor(port: int, log_path: Path, env: dict[str, str] | None = None) -> WorkerHandle:
+    """``featurestream monitor`` on ``port``; ``wait_ready`` waits for it as for a worker."""
+    return _start(["monitor", "--port", str(port)], port, log_path, env)
+
+
+def _start(args: list[str], port: int, log_path: Path, env: dict[str, str] | None) -> WorkerHandle:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            cmd,
+            [sys.executable, "-m", "app.cli", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,  # outlives the demo command; stopped by pid
             cwd=Path(__file__).resolve().parent.parent,
         )
-    return WorkerHandle(process.pid, f"http://127.0.0.1:{web_port}", log_path, process)
+    return WorkerHandle(process.pid, f"http://127.0.0.1:{port}", log_path, process)
 
 
 def wait_ready(handle: WorkerHandle, timeout: float = 120.0) -> None:

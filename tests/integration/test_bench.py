@@ -14,7 +14,7 @@ from kafka_plumbing.settings import Settings
 # Row stages of the report (dev_tooling.bench_report), for --quick's rates.
 STAGES = [
     "baselines.raw_consume", "baselines.raw_consume_produce", "baselines.faust_consume", "baselines.faust_table",
-    "worker.ingest", "exactly_once.ingest", "worker.messages",
+    "worker.ingest", "exactly_once.ingest", "monitor.ingest", "worker.messages",
     "reads.bare_faust.500", "reads.idle.500", "reads.loaded", "reads.quiet", "reads.loaded_ingest",
     "latency.prediction.20", "latency.freshness.20", "latency.prediction.200", "latency.freshness.200",
     "offline.replay", "offline.training_set",
@@ -47,7 +47,7 @@ def test_bench_quick_measures_every_stage(isolated: Settings, tmp_path: Path) ->
     events = report["config"]["events"]
     for name in ("raw_consume", "raw_consume_produce", "faust_consume", "faust_table"):
         assert medians[f"baselines.{name}.records"] == events, name
-    assert medians["worker.ingest.departures"] == events
+    assert medians["worker.ingest.departures"] == events == medians["monitor.ingest.departures"]
     # Outputs are 3 per departure (feature log, re-keyed copy, its feature log); the state
     # changelogs (one record per changed key per flush) come on top: they are counted.
     assert medians["worker.ingest.messages_per_departure"] > 3

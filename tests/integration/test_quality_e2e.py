@@ -1,5 +1,6 @@
 """Live model quality and drift against the real broker with a trained model:
-the AUC and log loss the worker publishes (/metrics and fs.metrics) equal an
+the AUC and log loss the monitor publishes (/metrics and fs.metrics), as a task
+of the worker and as ``featurestream monitor`` beside it, equal an
 offline computation from fs.predictions joined here with the arrivals log by
 the same rule; a slice of departures with dep_delay shifted raises a drift
 alert on fs.alerts, and the normal slice after it clears it."""
@@ -9,8 +10,9 @@ import asyncio
 import json
 import math
 import time
-from dataclasses import replace
-from typing import Any, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Iterator
 from urllib.request import urlopen
 
 import numpy as np
@@ -18,7 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.metrics_publisher import decode as decode_snapshot
-from dev_tooling import flights_data
+from dev_tooling import flights_data, kafka_local
+from dev_tooling.processes import start_monitor, wait_ready
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from tables.definitions import load as load_definitions
@@ -31,16 +34,38 @@ SHIFT_MIN = 240.0
 THRESHOLD = 0.5
 
 
-@pytest.fixture(scope="module")
-def quality_worker(isolated: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+@dataclass
+class Monitored:
+    worker: Worker
+    url: str  # where the monitor serves /metrics (and the key of its fs.metrics snapshots)
+
+
+@pytest.fixture(scope="module", params=["in_worker", "own_process"])
+def monitored(isolated: Settings, tmp_path_factory: pytest.TempPathFactory,
+              request: pytest.FixtureRequest) -> Iterator[Monitored]:
+    """The monitor as a task of the worker (FS_MONITOR=1), or as ``featurestream monitor`` beside it."""
     from kafka_plumbing.topics import ensure_topics_sync
 
+    mode = request.param
     # Day-long windows: a few evening hours differ from an all-day baseline for real (delays build up
     # through the day), a day does not; the day the first scored events fall in has too few to be judged.
-    settings = replace(isolated, monitor=True, metrics_interval_s=1.0, drift_window_s=86400.0,
+    settings = replace(isolated, topic_prefix=f"{isolated.topic_prefix}-{mode}", app_id=f"{isolated.app_id}-{mode}",
+                       monitor=mode == "in_worker", metrics_interval_s=1.0, drift_window_s=86400.0,
                        drift_min_events=150, drift_psi_threshold=THRESHOLD, quality_window_s=30 * 86400.0)
     ensure_topics_sync(settings, list(load_definitions(settings.features_module).sources))
-    yield from running_worker(settings, tmp_path_factory.mktemp("worker"))
+    work = tmp_path_factory.mktemp(mode)
+    with contextmanager(running_worker)(settings, work) as worker:
+        if mode == "in_worker":
+            yield Monitored(worker, worker.url)
+            return
+        monitor = start_monitor(kafka_local.free_port(), work / "monitor.log", env=settings.as_env())
+        try:
+            wait_ready(monitor, timeout=60)
+            yield Monitored(worker, monitor.url)
+        finally:
+            assert monitor.process is not None
+            monitor.process.terminate()
+            assert monitor.process.wait(timeout=30) == 0, monitor.log_path.read_text()
 
 
 def publish(worker: Worker, skip: int, limit: int, shift: float = 0.0) -> None:
@@ -54,8 +79,8 @@ def publish(worker: Worker, skip: int, limit: int, shift: float = 0.0) -> None:
                         progress=False))
 
 
-def scrape(worker: Worker) -> dict[tuple[str, tuple], float]:
-    with urlopen(worker.url + "/metrics", timeout=10) as response:
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    with urlopen(url + "/metrics", timeout=10) as response:
         text = response.read().decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
@@ -87,8 +112,8 @@ def offline(settings: Settings) -> tuple[int, float, float]:
     return len(p), pairwise_auc(np.array(p), ya), float(-np.mean(ya * np.log(pa) + (1 - ya) * np.log(1 - pa)))
 
 
-def test_live_quality_equals_offline_and_drift_alert_recovers(quality_worker: Worker) -> None:
-    worker, settings = quality_worker, quality_worker.settings
+def test_live_quality_equals_offline_and_drift_alert_recovers(monitored: Monitored) -> None:
+    worker, settings = monitored.worker, monitored.worker.settings
     publish(worker, 0, 1500)
     worker.wait_for("departures", 1500)
     version = deploy_model(worker)
@@ -101,7 +126,7 @@ def test_live_quality_equals_offline_and_drift_alert_recovers(quality_worker: Wo
     deadline = time.monotonic() + 60
     while True:  # outputs trail the counters a little; the monitor trails the outputs
         n, auc, log_loss = offline(settings)
-        figures = scrape(worker)
+        figures = scrape(monitored.url)
         if figures.get(("featurestream_model_labelled", series)) == n or time.monotonic() > deadline:
             break
         time.sleep(1)
@@ -111,10 +136,11 @@ def test_live_quality_equals_offline_and_drift_alert_recovers(quality_worker: Wo
     assert figures[("featurestream_model_log_loss", series)] == pytest.approx(log_loss, rel=1e-9)
     assert 0.5 < auc < 1
 
-    # the same figures in the worker's fs.metrics snapshots (one a second)
+    # the same figures in the monitor's fs.metrics snapshots (one a second)
     deadline = time.monotonic() + 20
     while True:
-        snapshot = decode_snapshot(consume_all(settings, settings.topics.metrics)[-1].value)
+        mine = [r for r in consume_all(settings, settings.topics.metrics) if r.key == monitored.url.encode()]
+        snapshot = decode_snapshot(mine[-1].value)
         got = snapshot.value("featurestream_model_labelled", model="flight_delay", role="primary")
         if got == n or time.monotonic() > deadline:
             break
