@@ -64,6 +64,10 @@ def _workers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in compose["services"].items() if s.get("command") is None and name != "kafka"}
 
 
+def _jobs(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in compose["services"].items() if s.get("restart") == "no"}
+
+
 def test_two_workers_with_their_own_volumes_ports_and_urls() -> None:
     compose = _compose()
     workers = _workers(compose)
@@ -89,7 +93,7 @@ def test_two_workers_with_their_own_volumes_ports_and_urls() -> None:
 
 def test_a_one_shot_job_publishes_the_flights() -> None:
     compose = _compose()
-    jobs = {n: s for n, s in compose["services"].items() if s.get("command")}
+    jobs = _jobs(compose)
     assert len(jobs) == 1
     job = next(iter(jobs.values()))
     assert job["command"][:2] == ["produce", "flights"]
@@ -107,3 +111,20 @@ def test_the_cli_command_the_job_runs_exists() -> None:
     command = _compose()["services"]["publish-flights"]["command"]
     args = build_parser().parse_args(command)
     assert args.command == "produce" and args.what == "flights" and args.limit == 20000
+
+
+def test_one_monitor_beside_the_workers_on_its_own_port() -> None:
+    from app.cli import build_parser
+
+    compose = _compose()
+    monitor = compose["services"]["monitor"]
+    args = build_parser().parse_args(monitor["command"])
+    assert (args.command, args.host) == ("monitor", "0.0.0.0")
+    # The image's HEALTHCHECK asks FS_WEB_PORT: the monitor's port, published as is.
+    assert monitor["environment"]["FS_WEB_PORT"] == str(args.port)
+    assert monitor["ports"] == [f"{args.port}:{args.port}"]
+    worker_env = next(iter(_workers(compose).values()))["environment"]
+    for name in ("FS_KAFKA_BOOTSTRAP", "FS_TOPIC_PREFIX", "FS_PARTITIONS"):
+        assert monitor["environment"][name] == worker_env[name], name
+    image_env = parse(REPO / "Dockerfile").final.env()
+    assert f"registry:{image_env['FS_REGISTRY']}" in monitor["volumes"], "it reads the models' baselines"
