@@ -113,3 +113,16 @@ def issue_sync(settings: Settings, model: str, action: str, version: int | None,
 
 def states_sync(settings: Settings) -> dict[str, ModelDeployment]:
     return asyncio.run(current_states(settings))
+
+
+async def publish_audit(settings: Settings, key: str, record: msgspec.Struct) -> None:
+    """An audit record the command line writes itself (``RetrainAudit``), signed as ``FS_ADMIN_NAME``."""
+    signer = admin_signer(settings)
+    value = encode(record)
+    producer = clients.producer(settings, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topics.audit, key=key.encode(), value=value,
+                                     headers=signer.headers(signing.AUDIT, key.encode(), value))
+    finally:
+        await producer.stop()
