@@ -155,6 +155,12 @@ def _spec(definitions: Definitions, name: str) -> ModelSpec:
     return specs[name]
 
 
+def challenger_of(settings: Settings, name: str) -> int | None:
+    """The version in shadow of ``name`` (its challenger), if any."""
+    state = states_sync(settings).get(name)
+    return None if state is None else state.shadow
+
+
 def _state(settings: Settings, name: str) -> ModelDeployment:
     state = states_sync(settings).get(name)
     if state is None or state.primary is None:

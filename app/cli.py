@@ -99,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "while fewer labelled events are in. Every step goes to the audit topic. See docs/models.md.",
     )
     retrain.add_argument("name", help="model name declared in the feature module's MODELS")
-    retrain.add_argument("--decide", action="store_true", help="promote or retire the challenger now in shadow")
+    step = retrain.add_mutually_exclusive_group()
+    step.add_argument("--decide", action="store_true", help="promote or retire the challenger now in shadow")
+    step.add_argument("--auto", action="store_true",
+                      help="one tick for a scheduler (cron): --decide when a challenger is in shadow, else train one")
     retrain.add_argument("--ntrees", type=int, default=50, help="challenger: GBM trees (default 50)")
     retrain.add_argument("--max-depth", type=int, default=5, help="challenger: GBM tree depth (default 5)")
     retrain.add_argument("--metric", choices=["auc", "log_loss"], help="--decide: default $FS_RETRAIN_METRIC or auc")

@@ -135,7 +135,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 @_needs_key
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from agents.retrain import RetrainError, challenge, decide
+    from agents.retrain import RetrainError, challenge, challenger_of, decide
     from models.challenge import WAIT, ChallengeRule, RuleError
     from models.pipeline import UnknownModel
     from models.train import TrainError
@@ -143,7 +143,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     settings = deployment_settings(args)
     definitions = feature_definitions(args)
     try:
-        if not args.decide:
+        if not (args.decide or (args.auto and challenger_of(settings, args.name) is not None)):
             done = challenge(settings, definitions, args.name, args.ntrees, args.max_depth)
             held = done.version.metadata.get("metrics", {}).get("holdout") or {}
             console.print(f"[green]{args.name} v{done.version.version}[/] trained "

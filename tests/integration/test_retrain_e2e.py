@@ -1,8 +1,8 @@
 """Champion and challenger on the real flights stream, real H2O and a real worker:
 ``featurestream retrain`` trains a challenger from the log and shadows it, and
 ``featurestream retrain --decide`` promotes it once (a 10-tree GBM against a
-one-split champion) and retires the next one (a one-split challenger against
-that GBM).  The figures it decides on are checked against AUCs computed here
+one-split champion); the next round, run as a scheduler's ticks (``--auto``),
+retires a one-split challenger against that GBM.  The figures it decides on are checked against AUCs computed here
 from the prediction and arrival topics; every step is on fs.audit."""
 from __future__ import annotations
 
@@ -70,9 +70,10 @@ def retrain_audits(worker: Worker) -> list[dict]:
     return [r for r in decode(consume_all(worker.settings, worker.settings.topics.audit)) if r.get("type") == "retrain"]
 
 
-def decide(worker: Worker, champion: int, challenger: int, outcome: str) -> None:
-    """``--decide`` reaches ``outcome`` on the figures an independent computation gives."""
-    out = run(worker, "retrain", "flight_delay", "--decide", "--margin", MARGIN, "--min-labelled", str(MIN_LABELLED))
+def decide(worker: Worker, champion: int, challenger: int, outcome: str, step: str = "--decide") -> None:
+    """``step`` (``--decide``, or ``--auto`` with a challenger in shadow) reaches ``outcome`` on the figures
+    an independent computation gives."""
+    out = run(worker, "retrain", "flight_delay", step, "--margin", MARGIN, "--min-labelled", str(MIN_LABELLED))
     assert out.startswith(f"{outcome}:") or f"\n{outcome}:" in out, out
     decided = [a for a in retrain_audits(worker) if a["step"] == "decided"][-1]
     n, ours, theirs = head_to_head_auc(worker, champion, challenger)
@@ -104,11 +105,12 @@ def test_one_promotion_and_one_refusal(worker: Worker) -> None:
     decide(worker, champion, challenger, "promote")
     deployed(worker, challenger, None)
 
+    # the second round as a scheduler runs it: the same tick trains (no challenger) and decides (one in shadow)
     champion, challenger = challenger, challenger + 1
-    run(worker, "retrain", "flight_delay", *WEAK)
+    run(worker, "retrain", "flight_delay", "--auto", *WEAK)
     deployed(worker, champion, challenger)
     publish_scored(worker, 1500 + SLICE)
-    decide(worker, champion, challenger, "retire")
+    decide(worker, champion, challenger, "retire", step="--auto")
     deployed(worker, champion, None)
     model = next(m for m in worker.get("/models")[1]["models"] if m["name"] == "flight_delay")
     assert model["deployed"]["previous"] == champion - 1  # the champion it beat is its rollback
