@@ -82,13 +82,7 @@ async def issue_command(settings: Settings, key: str, command: ModelCommand | Cu
         await audit.seek_to_end(*partitions)
         for tp in partitions:
             await audit.position(tp)
-        producer = clients.producer(settings, acks="all")
-        await producer.start()
-        try:
-            await producer.send_and_wait(settings.topics.control, key=key.encode(), value=value,
-                                         headers=signer.headers(signing.CONTROL, key.encode(), value))
-        finally:
-            await producer.stop()
+        await send_signed(settings, signer, settings.topics.control, signing.CONTROL, key, value)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
             batch = await audit.getmany(timeout_ms=500)
@@ -113,3 +107,19 @@ def issue_sync(settings: Settings, model: str, action: str, version: int | None,
 
 def states_sync(settings: Settings) -> dict[str, ModelDeployment]:
     return asyncio.run(current_states(settings))
+
+
+async def publish_audit(settings: Settings, key: str, record: msgspec.Struct) -> None:
+    """An audit record the command line writes itself (``RetrainAudit``), signed as ``FS_ADMIN_NAME``."""
+    await send_signed(settings, admin_signer(settings), settings.topics.audit, signing.AUDIT, key, encode(record))
+
+
+async def send_signed(settings: Settings, signer: signing.Signer, topic: str, role: str, key: str,
+                      value: bytes) -> None:
+    producer = clients.producer(settings, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, key=key.encode(), value=value,
+                                     headers=signer.headers(role, key.encode(), value))
+    finally:
+        await producer.stop()

@@ -16,7 +16,8 @@ records whose signature checks.
 
 ``fs.control`` carries ``ModelCommand`` and ``CutoverCommand``; ``fs.audit``
 carries ``CommandAudit`` (every command, applied or refused) and
-``SwitchAudit`` (the offset where a partition's primary model changed).
+``SwitchAudit`` (the offset where a partition's primary model changed) and
+``RetrainAudit`` (each step of champion/challenger retraining).
 
 Model records written before ``kind`` existed have none: they decode as
 ``ModelDeployment``.  A record that does not decode is skipped by readers.
@@ -152,7 +153,7 @@ class CommandAudit(msgspec.Struct, tag_field="type", tag="command", kw_only=True
     # Who acted: the identity a valid signature or a bearer token attests, never
     # the command's own ``by``; ``forged`` for a record without a valid signature.
     by: str | None = None
-    action: str | None = None  # deploy, rollback, shadow, unshadow, cutover
+    action: str | None = None  # deploy, rollback, shadow, unshadow, promote, cutover
     target: str | None = None  # the model, or ``view:<name>``
     detail: str | None = None  # what a coded reason (bad_signature, stale, unauthorized, ...) means here
 
@@ -167,7 +168,30 @@ class SwitchAudit(msgspec.Struct, tag_field="type", tag="switch", kw_only=True):
     previous: int | None = msgspec.field(default=None, name="from")
 
 
-AuditRecord = Union[CommandAudit, SwitchAudit]
+class RetrainAudit(msgspec.Struct, tag_field="type", tag="retrain", kw_only=True):
+    """A step of ``featurestream retrain``: ``trained`` (a challenger published to the registry),
+    ``shadowed`` (deployed as shadow of the champion), ``decided`` (the rule's verdict on live
+    quality: promote, retire or wait), ``promoted`` or ``retired`` (the command's verdict)."""
+
+    step: str
+    model: str
+    at: str
+    by: str | None = None  # FS_ADMIN_NAME of the command line that took the step (the signature attests it)
+    champion: int | None = None
+    challenger: int | None = None
+    result: str = "ok"  # ok; for commands the workers' verdict (applied, refused, pending); for decided the outcome
+    reason: str | None = None
+    metric: str | None = None
+    margin: float | None = None
+    min_labelled: int | None = None
+    labelled: int | None = None  # labelled events both versions scored
+    champion_value: float | None = None
+    challenger_value: float | None = None
+    holdout_auc: float | None = None  # trained: the challenger's offline evaluation
+    training_rows: int | None = None
+
+
+AuditRecord = Union[CommandAudit, SwitchAudit, RetrainAudit]
 
 
 def decode_audit(raw: bytes | None) -> AuditRecord:

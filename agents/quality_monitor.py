@@ -34,10 +34,10 @@ from agents.metrics import Metrics
 from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 from models.drift import SCORE, AlertBook, DriftAlert, DriftWindows, model_bins
-from models.quality import LabelJoin, RollingQuality, Scored
+from models.quality import LabelJoin, RollingQuality, scored_of
 from models.registry import Registry, RegistryError
 from tables.definitions import Definitions
-from tables.labels import POSITIVE, label_of
+from tables.labels import label_of
 from tables.log_record import CONTROL_HEADER
 from tables.model_spec import ModelSpec
 from tables.validation import parse_time_ms
@@ -94,13 +94,12 @@ class QualityMonitor:
             self.skipped += 1  # bad records are ingest's business (the DLQ): here they are only not counted
 
     def prediction(self, data: dict[str, Any], partition: int = 0) -> None:
-        name, version = data["model"], int(data["model_version"])
-        if name not in self.specs or not data.get("probabilities") or not data.get("labels"):
+        if data["model"] not in self.specs:
             return
-        p1 = float(data["probabilities"][data["labels"].index(POSITIVE)])
-        key = data.get("join_key")
-        scored = Scored(name, version, data["role"], str(data["event_id"]), "" if key is None else str(key),
-                        int(data["event_time_ms"]), p1, data.get("label"))
+        scored = scored_of(data)
+        if scored is None:
+            return
+        name, version, p1, key = scored.model, scored.version, scored.p1, data.get("join_key")
         join = self.joins[name]
         if (scored.series, scored.event_id) in join.done:
             return  # resent (at-least-once): counted once, in the join and in the drift windows

@@ -39,7 +39,7 @@ from tables.definitions import Definitions
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("deploy", "rollback", "shadow", "unshadow")
+ACTIONS = ("deploy", "rollback", "shadow", "unshadow", "promote")
 
 
 def desired_state(current: ModelDeployment | None, action: str, model: str, version: int | None) -> ModelCommand:
@@ -63,6 +63,10 @@ def desired_state(current: ModelDeployment | None, action: str, model: str, vers
         state.shadow = version
     elif action == "unshadow":
         state.shadow = None
+    elif action == "promote":  # the shadow (challenger) becomes primary; the champion it beat is the rollback
+        if state.shadow is None or (version is not None and version != state.shadow):
+            raise CommandError(f"{model} has no shadow" + (f" v{version}" if version is not None else "") + " to promote")
+        state.primary, state.previous, state.shadow = state.shadow, state.primary, None
     else:
         raise CommandError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     return state

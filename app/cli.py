@@ -89,15 +89,38 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", required=True, help="model name declared in the feature module's MODELS")
     train.add_argument("--ntrees", type=int, default=50, help="GBM trees (default 50)")
     train.add_argument("--nfolds", type=int, default=0, help="k-fold cross-validation instead of a time holdout")
+    train.add_argument("--max-depth", type=int, default=5, help="GBM tree depth (default 5)")
     train.add_argument("--events-dir", help="read exported logs <dir>/<source>.jsonl instead of the topics")
     add_features_flag(train)
     train.set_defaults(func=cli_offline.cmd_train)
 
     models = sub.add_parser("models", help="list models; deploy, roll back or shadow a version without a restart")
-    models.add_argument("action", choices=["list", "deploy", "rollback", "shadow", "unshadow"])
+    models.add_argument("action", choices=["list", "deploy", "rollback", "shadow", "unshadow", "promote"])
     models.add_argument("name", nargs="?", help="model name")
     models.add_argument("version", nargs="?", type=int, help="version (deploy, shadow)")
     models.set_defaults(func=cli_control.cmd_models)
+
+    retrain = sub.add_parser(
+        "retrain", help="champion/challenger: train a challenger from the log and shadow it; --decide promotes or retires it",
+        description="Without --decide: train a new version from the logs up to now and deploy it as the shadow "
+                    "(the challenger) of the primary (the champion). With --decide: compare both on the labelled "
+                    "events both scored, from the prediction and label logs; promote the challenger when it beats "
+                    "the champion by more than the margin, retire it otherwise, or wait (exit 0, nothing changed) "
+                    "while fewer labelled events are in. Every step goes to the audit topic. See docs/models.md.",
+    )
+    retrain.add_argument("name", help="model name declared in the feature module's MODELS")
+    step = retrain.add_mutually_exclusive_group()
+    step.add_argument("--decide", action="store_true", help="promote or retire the challenger now in shadow")
+    step.add_argument("--auto", action="store_true",
+                      help="one tick for a scheduler (cron): --decide when a challenger is in shadow, else train one")
+    retrain.add_argument("--ntrees", type=int, default=50, help="challenger: GBM trees (default 50)")
+    retrain.add_argument("--max-depth", type=int, default=5, help="challenger: GBM tree depth (default 5)")
+    retrain.add_argument("--metric", choices=["auc", "log_loss"], help="--decide: default $FS_RETRAIN_METRIC or auc")
+    retrain.add_argument("--margin", type=float, help="--decide: default $FS_RETRAIN_MARGIN or 0.005")
+    retrain.add_argument("--min-labelled", type=int,
+                         help="--decide: labelled events both scored, at least (default $FS_RETRAIN_MIN_LABELLED or 500)")
+    add_features_flag(retrain)
+    retrain.set_defaults(func=cli_control.cmd_retrain)
 
     views = sub.add_parser("views", help="list feature views and versions; cut over to a filled version")
     views.add_argument("action", choices=["list", "cutover"])

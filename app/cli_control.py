@@ -131,3 +131,35 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 0
     verdict = asyncio.run(issue_cutover(settings, view.name, view.version, by=settings.admin_name))
     return print_verdict(verdict, f"{view.name} now serves version {view.version}")
+
+
+@_needs_key
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from agents.retrain import RetrainError, challenge, challenger_of, decide
+    from models.challenge import WAIT, ChallengeRule, RuleError
+    from models.pipeline import UnknownModel
+    from models.train import TrainError
+
+    settings = deployment_settings(args)
+    definitions = feature_definitions(args)
+    try:
+        if not (args.decide or (args.auto and challenger_of(settings, args.name) is not None)):
+            done = challenge(settings, definitions, args.name, args.ntrees, args.max_depth)
+            held = done.version.metadata.get("metrics", {}).get("holdout") or {}
+            console.print(f"[green]{args.name} v{done.version.version}[/] trained "
+                          f"(holdout AUC {held.get('auc', float('nan')):.4f}) -> {done.version.path}")
+            return print_verdict(done.shadow, f"{args.name} v{done.version.version} is the challenger (shadow)")
+        rule = ChallengeRule(args.metric or settings.retrain_metric,
+                             settings.retrain_margin if args.margin is None else args.margin,
+                             settings.retrain_min_labelled if args.min_labelled is None else args.min_labelled)
+        decision = decide(settings, definitions, args.name, rule)
+    except (RetrainError, RuleError, UnknownModel, TrainError) as exc:
+        console.print(f"[red]{exc}")
+        return 2
+    verdict = decision.verdict
+    console.print(f"{verdict.outcome}: {verdict.reason}", highlight=False)
+    if decision.command is None:
+        return 0 if verdict.outcome == WAIT else 1
+    what = (f"{args.name} v{decision.challenger} is primary, v{decision.champion} its rollback"
+            if verdict.outcome == "promote" else f"{args.name} v{decision.challenger} retired, v{decision.champion} stays")
+    return print_verdict(decision.command, what)

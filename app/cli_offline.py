@@ -136,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         version = train_from_log(
             deployment_settings(args, on_kafka=not args.events_dir), feature_definitions(args), args.name,
-            args.ntrees, args.nfolds, Path(args.events_dir) if args.events_dir else None,
+            args.ntrees, args.nfolds, Path(args.events_dir) if args.events_dir else None, args.max_depth,
         )
     except (UnknownModel, TrainError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}")

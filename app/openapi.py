@@ -133,13 +133,13 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                               **_gated("read", "FS_REQUIRE_READ_TOKEN")},
             }},
             "/models/{name}/deploy": {"post": {
-                "summary": "Publish a signed deploy, rollback, shadow or unshadow command "
+                "summary": "Publish a signed deploy, rollback, shadow, unshadow or promote (the shadow becomes primary) command "
                            "(needs Authorization: Bearer <token> with the admin scope; audited under the token's name)",
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object",
-                    "properties": {"action": {"type": "string", "enum": ["deploy", "rollback", "shadow", "unshadow"],
+                    "properties": {"action": {"type": "string", "enum": ["deploy", "rollback", "shadow", "unshadow", "promote"],
                                               "default": "deploy"},
                                    "version": {"type": "integer"}},
                 }}}},

@@ -146,6 +146,12 @@ class Settings:
     drift_window_s: float = field(default_factory=lambda: float(_env("FS_DRIFT_WINDOW_S", "3600")))
     drift_psi_threshold: float = field(default_factory=lambda: float(_env("FS_DRIFT_PSI_THRESHOLD", "0.2")))
     drift_min_events: int = field(default_factory=lambda: int(_env("FS_DRIFT_MIN_EVENTS", "100")))
+    # Champion/challenger (featurestream retrain --decide): the challenger is promoted when it beats
+    # the champion by more than the margin on the metric (auc or log_loss), over at least this many
+    # labelled events both scored; retired otherwise.
+    retrain_metric: str = field(default_factory=lambda: _env("FS_RETRAIN_METRIC", "auc"))
+    retrain_margin: float = field(default_factory=lambda: float(_env("FS_RETRAIN_MARGIN", "0.005")))
+    retrain_min_labelled: int = field(default_factory=lambda: int(_env("FS_RETRAIN_MIN_LABELLED", "500")))
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
@@ -215,6 +221,9 @@ class Settings:
             "FS_DRIFT_WINDOW_S": str(self.drift_window_s),
             "FS_DRIFT_PSI_THRESHOLD": str(self.drift_psi_threshold),
             "FS_DRIFT_MIN_EVENTS": str(self.drift_min_events),
+            "FS_RETRAIN_METRIC": self.retrain_metric,
+            "FS_RETRAIN_MARGIN": str(self.retrain_margin),
+            "FS_RETRAIN_MIN_LABELLED": str(self.retrain_min_labelled),
         }
         env.update(self.auth_env())
         if self.kafka_bootstrap:

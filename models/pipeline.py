@@ -18,7 +18,7 @@ class UnknownModel(LookupError):
 
 def train_from_log(
     settings: Settings, definitions: Definitions, name: str, ntrees: int = 50, nfolds: int = 0,
-    events_dir: Path | None = None,
+    events_dir: Path | None = None, max_depth: int = 5,
 ) -> ModelVersion:
     specs = model_specs(definitions)
     if name not in specs:
@@ -31,7 +31,7 @@ def train_from_log(
     config = TrainConfig(
         name=spec.name, label="label", time_column="event_time",
         numeric_features=numeric, categorical_features=categorical, feature_views=feature_views,
-        ntrees=ntrees, nfolds=nfolds,
+        ntrees=ntrees, nfolds=nfolds, max_depth=max_depth,
     )
     extra = {
         "source": spec.source, "label_source": spec.label_source, "join_key": spec.join_key,

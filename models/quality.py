@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,17 @@ class Scored:
     @property
     def series(self) -> Series:
         return (self.model, self.version, self.role)
+
+
+def scored_of(data: dict[str, Any]) -> Scored | None:
+    """A prediction record (``fs.predictions`` or its shadow topic) as quality needs it; None when it
+    has no class probabilities.  Raises ``KeyError``, ``ValueError`` or ``TypeError`` on a malformed one."""
+    if not data.get("probabilities") or not data.get("labels"):
+        return None
+    key = data.get("join_key")
+    return Scored(str(data["model"]), int(data["model_version"]), str(data["role"]), str(data["event_id"]),
+                  "" if key is None else str(key), int(data["event_time_ms"]),
+                  float(data["probabilities"][data["labels"].index(POSITIVE)]), data.get("label"))
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,10 @@ from dev_tooling.processes import start_monitor, wait_ready
 from kafka_plumbing.producer import produce
 from kafka_plumbing.settings import Settings
 from tables.definitions import load as load_definitions
-from tables.validation import parse_time_ms
 from tests.integration.conftest import Worker, consume_all, decode, running_worker
 from tests.integration.flights_stream import deploy_model
+from tests.integration.labelled import arrival_labels, labelled_p1, pairwise_auc
 
-HORIZON_MS = 86_400_000
 SHIFT_MIN = 240.0
 THRESHOLD = 0.5
 
@@ -86,30 +85,12 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def pairwise_auc(p: np.ndarray, y: np.ndarray) -> float:
-    diff = p[y == 1][:, None] - p[y == 0][None, :]
-    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
-
-
 def offline(settings: Settings) -> tuple[int, float, float]:
-    """Pairs, AUC, log loss: primary predictions joined with arrivals by flight_id, the arrival at or
-    after the departure and within the horizon (docs/monitoring.md), computed here from the topics."""
-    arrivals = {}
-    for record in decode(consume_all(settings, settings.topics.events("arrivals"))):
-        t = parse_time_ms(record["event_time"])
-        arrivals.setdefault(str(record["flight_id"]), (t, int(record["arr_delayed_15"])))
-    p, y, seen = [], [], set()
-    for record in decode(consume_all(settings, settings.topics.predictions)):
-        label = arrivals.get(str(record["join_key"]))
-        if record["event_id"] in seen or label is None:
-            continue
-        if not 0 <= label[0] - record["event_time_ms"] <= HORIZON_MS:
-            continue
-        seen.add(record["event_id"])
-        p.append(record["probabilities"][record["labels"].index("1")])
-        y.append(label[1])
-    pa, ya = np.clip(np.array(p), 1e-15, 1 - 1e-15), np.array(y)
-    return len(p), pairwise_auc(np.array(p), ya), float(-np.mean(ya * np.log(pa) + (1 - ya) * np.log(1 - pa)))
+    """Pairs, AUC, log loss of the primary predictions, computed here from the topics (tests/integration/labelled.py)."""
+    found = labelled_p1(decode(consume_all(settings, settings.topics.predictions)), arrival_labels(settings))
+    p, y = np.array([v[0] for v in found.values()]), np.array([v[1] for v in found.values()])
+    pa = np.clip(p, 1e-15, 1 - 1e-15)
+    return len(p), pairwise_auc(p, y), float(-np.mean(y * np.log(pa) + (1 - y) * np.log(1 - pa)))
 
 
 def test_live_quality_equals_offline_and_drift_alert_recovers(monitored: Monitored) -> None:
