@@ -78,7 +78,8 @@ def test_workers_route_through_the_headless_service() -> None:
     assert headless["spec"].get("publishNotReadyAddresses") is True
     labels = statefulset["spec"]["template"]["metadata"]["labels"]
     for service in (d for _, d in _documents() if d["kind"] == "Service"):
-        assert service["spec"]["selector"].items() <= labels.items(), service["metadata"]["name"]
+        if service["spec"]["selector"].get("app.kubernetes.io/component") == "worker":
+            assert service["spec"]["selector"].items() <= labels.items(), service["metadata"]["name"]
     assert statefulset["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
     env = {e["name"]: e for e in _container(statefulset)["env"]}
@@ -153,3 +154,25 @@ def test_the_worker_arguments_parse() -> None:
 
     args = build_parser().parse_args(_container(_one("StatefulSet"))["args"])
     assert args.command == "worker" and args.web_host == "0.0.0.0"
+
+
+def test_one_monitor_with_its_service_reads_the_registry() -> None:
+    from app.cli import build_parser
+
+    monitor = _one("Deployment", "featurestream-monitor")
+    assert monitor["spec"]["replicas"] == 1  # two would publish every alert twice
+    pod_labels = monitor["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert _one("Service", "featurestream-monitor")["spec"]["selector"].items() <= pod_labels.items()
+    container = _container(monitor)
+    args = build_parser().parse_args(container["args"])
+    assert (args.command, args.host) == ("monitor", "0.0.0.0")
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": args.port}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FS_WEB_PORT"] == str(args.port)  # the image's HEALTHCHECK
+    assert {e["name"] for e in container["env"]} <= set(_settings_variables())
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in monitor["spec"]["template"]["spec"]["volumes"]}
+    registry = next(n for n, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName")
+                    == _one("PersistentVolumeClaim")["metadata"]["name"])
+    assert mounts[registry] == env["FS_REGISTRY"]
