@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -33,7 +32,8 @@ from agents.control_records import now_iso
 from agents.metrics import Metrics
 from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
-from models.drift import SCORE, AlertBook, DriftAlert, DriftWindows, model_bins
+from models.alerts import Alert, encode as encode_alert
+from models.drift import SCORE, AlertBook, DriftWindows, model_bins
 from models.quality import LabelJoin, RollingQuality, scored_of
 from models.registry import Registry, RegistryError
 from tables.definitions import Definitions
@@ -61,7 +61,7 @@ class QualityMonitor:
     joins: dict[str, LabelJoin] = field(default_factory=dict)  # model -> its join (each model has its label rule)
     rolling: dict[str, RollingQuality] = field(default_factory=dict)
     drift: dict[tuple[str, int], VersionDrift | None] = field(default_factory=dict)  # None: no baselines
-    alerts: list[DriftAlert] = field(default_factory=list)  # raised, not yet sent
+    alerts: list[Alert] = field(default_factory=list)  # raised, not yet sent
     psi: dict[tuple[str, int, str], float] = field(default_factory=dict)  # last judged window's PSI per feature
     skipped: int = 0  # records that are neither a prediction nor a label (unparseable)
 
@@ -204,7 +204,7 @@ class QualityCollector(Collector):
             psi.add_metric([name, str(version), feature], value)
             drift = self.monitor.drift.get((name, version))
             alerting.add_metric([name, str(version), feature],
-                                1.0 if drift is not None and feature in drift.book.since else 0.0)
+                                1.0 if drift is not None and drift.book.alerting(feature) else 0.0)
         yield psi
         yield alerting
 
@@ -227,7 +227,7 @@ async def run(monitor: QualityMonitor, stopping: Callable[[], bool]) -> None:
                 monitor.expire()
             while monitor.alerts:
                 alert = monitor.alerts[0]
-                await producer.send_and_wait(settings.topics.alerts, msgspec.json.encode(alert), key=alert.key())
+                await producer.send_and_wait(settings.topics.alerts, encode_alert(alert), key=alert.key())
                 monitor.alerts.pop(0)
     finally:
         await producer.stop()

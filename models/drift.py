@@ -16,12 +16,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
-import msgspec
 import numpy as np
 
+from models.alerts import Alert, AlertLedger, iso
 from models.quality import Watermark
 
 PSI_FLOOR = 1e-4
@@ -101,32 +100,6 @@ def model_bins(metadata: dict[str, Any]) -> dict[str, Bins]:
     return out
 
 
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
-
-
-class DriftAlert(msgspec.Struct, kw_only=True):
-    """One record of ``fs.alerts``: a drift alert (``recovered`` false) or its recovery (true)."""
-
-    kind: str = "drift"
-    metric: str = "psi"
-    model: str
-    version: int
-    feature: str  # a model input, or "score"
-    value: float  # the PSI of the window that raised (or cleared) the alert
-    threshold: float
-    window_start: str  # ISO-8601 event time: the window judged
-    window_end: str
-    window_events: int
-    since: str  # event time the drift began: the start of the first window over the threshold
-    recovered: bool
-    at: str  # wall time the record was written
-    worker: str = ""
-
-    def key(self) -> bytes:
-        return f"drift:{self.model}:{self.version}:{self.feature}".encode()
-
-
 @dataclass(frozen=True)
 class WindowReport:
     start_ms: int
@@ -194,23 +167,29 @@ class AlertBook:
     model: str
     version: int
     threshold: float
-    since: dict[str, int] = field(default_factory=dict)  # feature -> start of its first window over
+    ledger: AlertLedger = field(default_factory=AlertLedger)  # series -> start of its first window over
 
-    def judge(self, report: WindowReport, at: str, worker: str = "") -> list[DriftAlert]:
+    def series(self, feature: str) -> str:
+        return f"drift:{self.model}:{self.version}:{feature}"
+
+    def alerting(self, feature: str) -> bool:
+        return self.ledger.active(self.series(feature))
+
+    def judge(self, report: WindowReport, at: str, worker: str = "") -> list[Alert]:
         out = []
         for feature, value in sorted(report.psi.items()):
             over = value > self.threshold
-            began = self.since.get(feature)
-            if over == (began is not None):
+            series = self.series(feature)
+            changed = self.ledger.judge(series, over, iso(report.start_ms))
+            if changed is None:
                 continue
-            if over:
-                began = self.since[feature] = report.start_ms
-            else:
-                del self.since[feature]
-            assert began is not None
-            out.append(DriftAlert(
-                model=self.model, version=self.version, feature=feature, value=round(value, 6),
-                threshold=self.threshold, window_start=iso(report.start_ms), window_end=iso(report.end_ms),
-                window_events=report.events, since=iso(began), recovered=not over, at=at, worker=worker,
+            since, recovered = changed
+            out.append(Alert(
+                kind="drift", metric="psi", series=series,
+                where={"model": self.model, "version": str(self.version), "feature": feature},
+                value=round(value, 6), threshold=self.threshold, since=since, recovered=recovered, at=at,
+                worker=worker, detail=f"PSI {value:.4f} of {report.events} scored events against the "
+                f"training baseline of {self.model} v{self.version}",
+                window_start=iso(report.start_ms), window_end=iso(report.end_ms), window_events=report.events,
             ))
         return out

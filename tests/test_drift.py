@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from models.baselines import categorical_baseline, numeric_baseline
-from models.drift import PSI_FLOOR, SCORE, AlertBook, DriftAlert, DriftWindows, bins_of, model_bins, psi
+from models.alerts import Alert
+from models.drift import PSI_FLOOR, SCORE, AlertBook, DriftWindows, bins_of, model_bins, psi
 import msgspec
 
 H = 3_600_000
@@ -68,7 +69,7 @@ def test_windows_close_by_event_time_and_alert_then_recover() -> None:
     windows = DriftWindows(bins, window_ms=H, lateness_ms=H // 2, min_count=50)
     book = AlertBook("m", 3, threshold=0.2)
     rng = np.random.default_rng(3)
-    alerts: list[DriftAlert] = []
+    alerts: list[Alert] = []
     reports = []
     for hour, shift in enumerate([0.0, 0.0, 3.0, 3.0, 0.0, 0.0]):
         for i in range(200):
@@ -81,12 +82,14 @@ def test_windows_close_by_event_time_and_alert_then_recover() -> None:
     assert [r.start_ms // H for r in reports] == [0, 1, 2, 3, 4]
     assert [r.events for r in reports] == [200] * 5
     assert all(r.psi["x"] > 1 for r in reports[2:4]) and all(r.psi["x"] < 0.2 for r in reports[:2] + reports[4:])
-    assert [(a.feature, a.recovered, a.since) for a in alerts] == [
+    assert [(a.where["feature"], a.recovered, a.since) for a in alerts] == [
         ("x", False, "1970-01-01T02:00:00.000+00:00"), ("x", True, "1970-01-01T02:00:00.000+00:00")]
     raised, recovery = alerts
     assert raised.window_start == raised.since and raised.value > 1 and raised.threshold == 0.2
     assert recovery.window_start == "1970-01-01T04:00:00.000+00:00" and recovery.value <= 0.2
-    assert msgspec.json.decode(msgspec.json.encode(recovery), type=DriftAlert) == recovery
+    assert msgspec.json.decode(msgspec.json.encode(recovery), type=Alert) == recovery
+    assert raised.series == recovery.series == "drift:m:3:x" and raised.where == {"model": "m", "version": "3", "feature": "x"}
+    assert book.alerting("x") is False
     # a prediction for a window already closed is counted, not added
     assert windows.add(0, {"x": 0.0}) == [] and windows.late == 1
 

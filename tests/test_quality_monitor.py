@@ -62,6 +62,6 @@ def test_predictions_and_labels_to_figures_and_alerts(tmp_path: Path) -> None:
     assert samples[("featurestream_model_labelled", series)] == 300
     assert samples[("featurestream_model_accuracy", series)] == 299 / 300
     assert 0.9 < samples[("featurestream_model_auc", series)] < 1
-    assert [a.recovered for a in monitor.alerts if a.feature == "dep_delay"] == [False, True]
+    assert [a.recovered for a in monitor.alerts if a.where["feature"] == "dep_delay"] == [False, True]
     assert samples[("featurestream_drift_alert", (("feature", "dep_delay"), ("model", "flight_delay"),
                                                   ("version", "1")))] == 0

@@ -130,13 +130,15 @@ def test_live_quality_equals_offline_and_drift_alert_recovers(monitored: Monitor
     assert snapshot.value("featurestream_model_auc", model="flight_delay", role="primary") == pytest.approx(auc, abs=1e-9)
 
     alerts = [json.loads(r.value) for r in consume_all(settings, settings.topics.alerts)]
-    dep_delay = [a for a in alerts if a["feature"] == "dep_delay"]
-    print("alerts:", [(a["feature"], a["window_start"], round(a["value"], 3), a["recovered"]) for a in alerts])
+    dep_delay = [a for a in alerts if a["kind"] == "drift" and a["where"]["feature"] == "dep_delay"]
+    print("alerts:", [(a["where"].get("feature"), a["window_start"], round(a["value"], 3), a["recovered"]) for a in alerts])
     assert [a["recovered"] for a in dep_delay] == [False, True], dep_delay
     raised, recovered = dep_delay
     assert raised["value"] > THRESHOLD >= recovered["value"] and raised["threshold"] == THRESHOLD
     assert raised["since"] == recovered["since"] == raised["window_start"] < recovered["window_start"]
-    assert (raised["model"], raised["version"], raised["kind"], raised["metric"]) == ("flight_delay", version, "drift", "psi")
+    assert (raised["where"]["model"], int(raised["where"]["version"]), raised["kind"], raised["metric"]) == (
+        "flight_delay", version, "drift", "psi")
+    assert raised["series"] == recovered["series"] == f"drift:flight_delay:{version}:dep_delay"
     psi = figures.get(("featurestream_drift_psi", (("feature", "dep_delay"), ("model", "flight_delay"),
                                                      ("version", str(version)))))
     assert psi is not None and not math.isnan(psi)
