@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import faust
@@ -76,6 +76,8 @@ class Publisher:
     worker: str
     interval_s: float
     seq: int = 0
+    # Judges of each snapshot (agents.health_alerts): they read the figures published, not a second collect.
+    readers: list[Callable[[MetricsSnapshot], Awaitable[None]]] = field(default_factory=list)
 
     async def publish(self) -> None:
         self.seq += 1
@@ -84,6 +86,11 @@ class Publisher:
             await self.send(self.worker.encode(), encode(snapshot))
         except Exception:  # the next one goes out anyway; metrics never stop a worker
             log.exception("publishing metrics snapshot %s failed", self.seq)
+        for reader in self.readers:
+            try:
+                await reader(snapshot)
+            except Exception:  # as above: an alert judge that fails is logged, the worker goes on
+                log.exception("a reader of metrics snapshot %s failed", self.seq)
 
 
 def register_metrics_publisher(app: faust.App, topic_name: str, metrics: Metrics, worker: str,

@@ -11,6 +11,7 @@ from agents.backfill import Backfill
 from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
+from agents.health_alerts import register_health_alerts
 from agents.metrics_publisher import register_metrics_publisher
 from agents.placement import Placement
 from agents.quality_monitor import register_quality_monitor
@@ -119,8 +120,9 @@ def create_app(
     async def publish_serving_snapshot() -> None:  # the rest of readiness (Faust's own group): within this period
         write_snapshot()
 
-    register_metrics_publisher(app, settings.topics.metrics, metrics, str(app.conf.canonical_url),
-                               settings.metrics_interval_s)
+    publisher = register_metrics_publisher(app, settings.topics.metrics, metrics, str(app.conf.canonical_url),
+                                           settings.metrics_interval_s)
+    register_health_alerts(app, settings, publisher)
     register_quality_monitor(app, settings, definitions, specs, metrics, str(app.conf.canonical_url))
     web.register(runtime)
     return runtime

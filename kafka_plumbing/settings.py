@@ -152,6 +152,17 @@ class Settings:
     retrain_metric: str = field(default_factory=lambda: _env("FS_RETRAIN_METRIC", "auc"))
     retrain_margin: float = field(default_factory=lambda: float(_env("FS_RETRAIN_MARGIN", "0.005")))
     retrain_min_labelled: int = field(default_factory=lambda: int(_env("FS_RETRAIN_MIN_LABELLED", "500")))
+    # Health alerts on fs.alerts (agents.health_rules), judged on each fs.metrics snapshot (so
+    # off with FS_METRICS_INTERVAL_S=0): error rate and latency over the last FS_ALERT_WINDOW_S,
+    # lag now.  A threshold of 0 turns its rule off.
+    alerts: bool = field(default_factory=lambda: _env("FS_ALERTS", "1") not in ("0", "false", "no"))
+    alert_window_s: float = field(default_factory=lambda: float(_env("FS_ALERT_WINDOW_S", "60")))
+    # The error rate's denominator is at least this many records: a handful cannot alert, a quiet window clears.
+    alert_min_events: int = field(default_factory=lambda: int(_env("FS_ALERT_MIN_EVENTS", "100")))
+    alert_error_rate: float = field(default_factory=lambda: float(_env("FS_ALERT_ERROR_RATE", "0.05")))
+    alert_lag: float = field(default_factory=lambda: float(_env("FS_ALERT_LAG", "50000")))
+    alert_latency_p99_s: float = field(default_factory=lambda: float(_env("FS_ALERT_LATENCY_P99_S", "5")))
+    alert_http_p99_s: float = field(default_factory=lambda: float(_env("FS_ALERT_HTTP_P99_S", "1")))
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))
@@ -224,6 +235,13 @@ class Settings:
             "FS_RETRAIN_METRIC": self.retrain_metric,
             "FS_RETRAIN_MARGIN": str(self.retrain_margin),
             "FS_RETRAIN_MIN_LABELLED": str(self.retrain_min_labelled),
+            "FS_ALERTS": "1" if self.alerts else "0",
+            "FS_ALERT_WINDOW_S": str(self.alert_window_s),
+            "FS_ALERT_MIN_EVENTS": str(self.alert_min_events),
+            "FS_ALERT_ERROR_RATE": str(self.alert_error_rate),
+            "FS_ALERT_LAG": str(self.alert_lag),
+            "FS_ALERT_LATENCY_P99_S": str(self.alert_latency_p99_s),
+            "FS_ALERT_HTTP_P99_S": str(self.alert_http_p99_s),
         }
         env.update(self.auth_env())
         if self.kafka_bootstrap:
