@@ -27,7 +27,6 @@ the offsets are one Kafka transaction (``agents.flush_writer``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,30 +51,13 @@ from agents.source_state import SourceState
 from kafka_plumbing.partition_store import PartitionStore
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
+from tables.feature_log import ServedRecord
 from tables.processor import APPLIED, LATE, Outcome
 from tables.log_record import LogRecord, lane_headers, schema_of
 from tables.replay import take
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class ServedRecord:
-    """One record of the feature log: what was served for an applied event."""
-
-    event_id: Any
-    entity: str
-    event_time_ms: int
-    topic: str
-    partition: int
-    offset: int
-    features: dict[str, dict[str, Any]]  # view ref -> values, before the event was applied
-    versions: dict[str, int]  # view ref -> version
-
-    def encode(self) -> bytes:
-        # json, as the replay compares values: it keeps what msgspec would turn into null (inf, nan)
-        return json.dumps(vars(self)).encode()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app import cli_control, cli_offline, cli_run
+from app import cli_control, cli_monitor, cli_offline, cli_run
 from app.cli_common import add_features_flag, add_parallel_flags, console
 from dev_tooling.bench_config import STAGES
 from kafka_plumbing import settings as settings_mod
@@ -74,6 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_parallel_flags(replay)
     add_features_flag(replay)
     replay.set_defaults(func=cli_offline.cmd_replay)
+
+    skew = sub.add_parser(
+        "skew-audit", help="recompute the newest served features and predictions offline and report any mismatch",
+        description="Samples the newest feature-log records and predictions of each source, recomputes them "
+                    "from the event log with the offline engine, and publishes the mismatch count and rate to "
+                    "fs.metrics and a skew alert (event, view, feature) per differing feature to fs.alerts. "
+                    "Exit status 1 when the (last) audit found a mismatch. See docs/monitoring.md.",
+    )
+    skew.add_argument("--source", nargs="+", help="sources to audit (default: every source with views)")
+    skew.add_argument("--sample", type=int, help="newest records per partition of each feature log and of "
+                      "fs.predictions (default $FS_SKEW_AUDIT_SAMPLE or 20)")
+    skew.add_argument("--every", type=float, metavar="SECONDS", help="audit again every SECONDS until "
+                      "interrupted (default $FS_SKEW_AUDIT_INTERVAL_S; 0: once)")
+    add_features_flag(skew)
+    skew.set_defaults(func=cli_monitor.cmd_skew_audit)
 
     tset = sub.add_parser("training-set", help="join labels point-in-time to feature views (no leakage)")
     tset.add_argument("--labels", required=True, help="labels file (.csv, .jsonl, .parquet): entity columns, time, label")

@@ -163,6 +163,11 @@ class Settings:
     alert_lag: float = field(default_factory=lambda: float(_env("FS_ALERT_LAG", "50000")))
     alert_latency_p99_s: float = field(default_factory=lambda: float(_env("FS_ALERT_LATENCY_P99_S", "5")))
     alert_http_p99_s: float = field(default_factory=lambda: float(_env("FS_ALERT_HTTP_P99_S", "1")))
+    # The skew audit (``featurestream skew-audit``, a process of its own): every this many seconds
+    # (0: one audit and exit), the newest this many records per partition of each feature log and
+    # of fs.predictions, recomputed from the log.
+    skew_audit_interval_s: float = field(default_factory=lambda: float(_env("FS_SKEW_AUDIT_INTERVAL_S", "0")))
+    skew_audit_sample: int = field(default_factory=lambda: int(_env("FS_SKEW_AUDIT_SAMPLE", "20")))
     # GET /features served by a read process of the worker's own (app.reader),
     # so reads never wait behind ingest; 0 serves them in the worker's loop.
     read_process: bool = field(default_factory=lambda: _env("FS_READ_PROCESS", "1") not in ("0", "false", "no"))

@@ -1,0 +1,40 @@
+"""Monitoring commands: ``featurestream skew-audit``."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from app.cli_common import console, deployment_settings, feature_definitions, tables_console
+
+
+def cmd_skew_audit(args: argparse.Namespace) -> int:
+    """One audit, or one every ``--every`` seconds until interrupted. Exit status 1 when the last audit
+    found a mismatch (for a cron job or CI), 0 otherwise."""
+    from rich.table import Table
+
+    from agents.skew_auditor import SkewAuditor
+
+    settings = deployment_settings(args)
+    definitions = feature_definitions(args)
+    for name in args.source or []:
+        definitions.source(name)  # an unknown source is an error before anything is read
+    every = settings.skew_audit_interval_s if args.every is None else args.every
+    auditor = SkewAuditor(settings, definitions, args.sample or settings.skew_audit_sample, every, args.source)
+    auditor.resume()
+    while True:
+        reports, alerts, snapshot = auditor.round()
+        auditor.publish(alerts, snapshot)
+        table = Table(title=f"skew audit {snapshot.taken_at}")
+        for column in ("source", "feature-log records", "predictions", "mismatched", "rate"):
+            table.add_column(column)
+        for r in reports:
+            table.add_row(r.source, str(r.checked["feature_log"]), str(r.checked["prediction"]),
+                          str(sum(r.mismatched.values())), f"{r.rate:.4f}")
+        tables_console().print(table)
+        for alert in alerts:
+            state = "[green]recovered[/]" if alert.recovered else "[red]SKEW[/]"
+            console.print(f"{state} {alert.where['source']} {alert.where['view']}.{alert.where['feature']}"
+                          f" {alert.where['event']}: {alert.detail}", highlight=False)
+        if every <= 0:
+            return 1 if any(r.mismatches for r in reports) else 0
+        time.sleep(every)
