@@ -8,7 +8,7 @@ import logging
 
 import faust
 
-from agents.health_rules import HealthWatch, Thresholds
+from agents.health_rules import HealthCollector, HealthWatch, Thresholds
 from agents.metrics_publisher import MetricsSnapshot, Publisher
 from kafka_plumbing.settings import Settings
 from models.alerts import encode
@@ -28,6 +28,7 @@ def register_health_alerts(app: faust.App, settings: Settings, publisher: Publis
     if publisher is None or not settings.alerts:
         return None
     watch = HealthWatch(thresholds(settings), publisher.worker)
+    publisher.registry.register(HealthCollector(watch))
     topic = app.topic(settings.topics.alerts)
 
     async def judge(snapshot: MetricsSnapshot) -> None:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from agents.metrics_publisher import MetricSample, MetricsSnapshot
 from models.alerts import Alert, AlertLedger, iso
@@ -170,3 +173,23 @@ class HealthWatch:
                     threshold=threshold, since=since, recovered=recovered, at=at, worker=self.worker,
                     detail=detail, window_start=iso(then.at_ms) if then else None,
                     window_end=iso(now.at_ms) if now else None, window_events=events)
+
+
+@dataclass(eq=False)  # registered by identity: a registry keys its collectors by hash
+class HealthCollector(Collector):
+    """The rules' last judgement, in /metrics (and so in the next snapshot)."""
+
+    watch: HealthWatch
+
+    def collect(self) -> Iterator[Metric]:
+        value = GaugeMetricFamily("featurestream_health_value", "The last value each health rule judged "
+                                  "(error rate, lag in records, p99 in seconds), by alert series",
+                                  labels=["kind", "series"])
+        active = GaugeMetricFamily("featurestream_health_alert", "1 while the series is in alert (since its "
+                                   "alert on fs.alerts, until its recovery)", labels=["kind", "series"])
+        for series, judged in sorted(self.watch.values.items()):
+            kind = series.split(":", 1)[0]
+            value.add_metric([kind, series], judged)
+            active.add_metric([kind, series], 1.0 if self.watch.ledger.active(series) else 0.0)
+        yield value
+        yield active

@@ -7,7 +7,7 @@ from msgspec.structs import replace
 
 import pytest
 
-from agents.health_rules import HealthWatch, Thresholds, quantile
+from agents.health_rules import HealthCollector, HealthWatch, Thresholds, quantile
 from agents.metrics import LATENCY_BUCKETS, Metrics
 from agents.metrics_publisher import MetricSample, MetricsSnapshot, take
 from models.alerts import Alert, decode, encode
@@ -49,6 +49,10 @@ def test_lag_is_judged_now_per_source() -> None:
 
     assert watch.judge(snap(metrics, 0, lag(600, 400))) == []  # 1000: at the threshold, not over
     [alert] = watch.judge(snap(metrics, 1, lag(600, 401)))
+    metrics.registry.register(HealthCollector(watch))
+    published = snap(metrics, 1.5)
+    assert published.value("featurestream_health_alert", series="lag:weather") == 1.0
+    assert published.value("featurestream_health_value", kind="lag", series="lag:weather") == 1001
     assert (alert.kind, alert.metric, alert.value, alert.recovered) == ("lag", "consumer_lag", 1001, False)
     assert watch.judge(snap(metrics, 2, lag(5000, 0))) == []
     [recovery] = watch.judge(snap(metrics, 3, lag(0, 0)))
