@@ -14,12 +14,16 @@ def cmd_skew_audit(args: argparse.Namespace) -> int:
 
     from agents.skew_auditor import SkewAuditor
 
-    settings = deployment_settings(args)
     definitions = feature_definitions(args)
     for name in args.source or []:
         definitions.source(name)  # an unknown source is an error before anything is read
+    settings = deployment_settings(args)
+    sample = settings.skew_audit_sample if args.sample is None else args.sample
+    if sample < 1:
+        console.print(f"[red]--sample / FS_SKEW_AUDIT_SAMPLE must be at least 1, not {sample}", highlight=False)
+        return 2
     every = settings.skew_audit_interval_s if args.every is None else args.every
-    auditor = SkewAuditor(settings, definitions, args.sample or settings.skew_audit_sample, every, args.source)
+    auditor = SkewAuditor(settings, definitions, sample, every, args.source)
     auditor.resume()
     while True:
         reports, alerts, snapshot = auditor.round()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from aiokafka import ConsumerRecord
 
 from kafka_plumbing import log_reader
@@ -25,6 +27,8 @@ from tables.definitions import Definitions
 from tables.feature_log import ServedRecord
 from tables.log_record import from_messages
 from tables.replay import replay
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,13 +51,27 @@ def tail(settings: Settings, topic: str, sample: int) -> Iterator[ConsumerRecord
 
 
 def sampled_feature_log(settings: Settings, source: str, sample: int) -> list[Sampled]:
-    out = []
+    out: dict[tuple[int, int], Sampled] = {}  # by position: a record sent twice (at least once) is checked once
     for message in tail(settings, settings.topics.features(source), sample):
         served = ServedRecord.decode(message.value)
         values = {(view, name): value for view, features in served.features.items()
                   for name, value in features.items()}
-        out.append(Sampled(FEATURE_LOG, served.event_id, served.partition, served.offset, values))
-    return out
+        out[(served.partition, served.offset)] = Sampled(FEATURE_LOG, served.event_id, served.partition,
+                                                         served.offset, values)
+    return list(out.values())
+
+
+class ScoredInputs(msgspec.Struct, kw_only=True):
+    """What the audit reads of a ``fs.predictions`` record (``agents.scoring.PredictionRecord``)."""
+
+    source: str
+    partition: int | None
+    offset: int | None
+    event_id: Any
+    model: str
+    model_version: int
+    role: str
+    features: dict[str, Any] = {}  # ``<view ref>.<feature>`` and event fields
 
 
 def sampled_predictions(settings: Settings, definitions: Definitions, sample: int) -> dict[str, list[Sampled]]:
@@ -61,20 +79,30 @@ def sampled_predictions(settings: Settings, definitions: Definitions, sample: in
     (a view of another source is read at scoring time, not recomputed from this log)."""
     refs = {ref: view.source.name for ref, view in definitions.views.items()}
     out: dict[str, list[Sampled]] = {}
+    seen: set[tuple[str, int, int, str, int, str]] = set()  # a prediction sent twice is checked once
     topics = settings.topics
     for topic in (topics.predictions, topics.shadow_predictions):
         for message in tail(settings, topic, sample):
-            data = json.loads(message.value)
-            source = data.get("source")
-            if source not in definitions.sources or data.get("partition") is None:
+            try:  # json, not msgspec, reads the NaN a feature can be; then typed
+                scored = msgspec.convert(json.loads(message.value), type=ScoredInputs)
+            except (ValueError, msgspec.ValidationError):
+                log.warning("%s:%s:%s is not a prediction record: not audited", topic, message.partition,
+                            message.offset)
                 continue
+            if scored.source not in definitions.sources or scored.partition is None or scored.offset is None:
+                continue  # POST /score: no log position to recompute
+            identity = (scored.source, scored.partition, scored.offset, scored.model, scored.model_version,
+                        scored.role)
+            if identity in seen:
+                continue
+            seen.add(identity)
             served = {}
-            for column, value in (data.get("features") or {}).items():
+            for column, value in scored.features.items():
                 view, _, feature = column.rpartition(".")
-                if refs.get(view) == source:
+                if refs.get(view) == scored.source:
                     served[(view, feature)] = value
-            out.setdefault(source, []).append(
-                Sampled(f"{PREDICTION}", data["event_id"], int(data["partition"]), int(data["offset"]), served))
+            out.setdefault(scored.source, []).append(
+                Sampled(PREDICTION, scored.event_id, scored.partition, scored.offset, served))
     return out
 
 
