@@ -128,3 +128,19 @@ def test_one_monitor_beside_the_workers_on_its_own_port() -> None:
         assert monitor["environment"][name] == worker_env[name], name
     image_env = parse(REPO / "Dockerfile").final.env()
     assert f"registry:{image_env['FS_REGISTRY']}" in monitor["volumes"], "it reads the models' baselines"
+
+
+def test_the_skew_audit_runs_on_a_schedule_with_the_workers_definitions() -> None:
+    from app.cli import build_parser
+
+    compose = _compose()
+    audit = compose["services"]["skew-audit"]
+    args = build_parser().parse_args(audit["command"])
+    assert args.command == "skew-audit" and args.every is None  # the interval comes from the environment
+    assert float(audit["environment"]["FS_SKEW_AUDIT_INTERVAL_S"]) > 0
+    assert audit["healthcheck"] == {"disable": True}, "no HTTP port for the image's HEALTHCHECK to ask"
+    worker_env = next(iter(_workers(compose).values()))["environment"]
+    # The same topics and the same feature module (absent: the image's default for both), or it audits
+    # other definitions and reports skew that is not there.
+    for name in ("FS_KAFKA_BOOTSTRAP", "FS_TOPIC_PREFIX", "FS_PARTITIONS", "FS_FEATURES"):
+        assert audit["environment"].get(name) == worker_env.get(name), name
