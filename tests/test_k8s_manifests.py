@@ -176,3 +176,20 @@ def test_one_monitor_with_its_service_reads_the_registry() -> None:
     registry = next(n for n, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName")
                     == _one("PersistentVolumeClaim")["metadata"]["name"])
     assert mounts[registry] == env["FS_REGISTRY"]
+
+
+def test_the_skew_audit_is_a_cron_job_with_the_workers_config() -> None:
+    from app.cli import build_parser
+
+    cron = _one("CronJob", "featurestream-skew-audit")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "skew-audit" and args.every is None
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FS_SKEW_AUDIT_INTERVAL_S"] == "0", "one audit per Job: the CronJob is the schedule"
+    assert set(env) <= set(_settings_variables())
+    # The workers' ConfigMap and Secret: the same topics, feature module and credentials.
+    assert container["envFrom"] == _container(_one("StatefulSet"))["envFrom"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
