@@ -163,13 +163,15 @@ class HealthWatch:
     def _judge(self, kind: str, metric: str, where: dict[str, str], value: float, threshold: float, at: str,
                detail: str, then: Figures | None = None, now: Figures | None = None,
                events: int | None = None) -> Iterable[Alert]:
-        series = ":".join([kind, *where.values()])
+        series = ":".join([kind, *where.values()])  # this worker's: its /metrics label
         self.values[series] = value
         changed = self.ledger.judge(series, value > threshold, at)
         if changed is None:
             return
         since, recovered = changed
-        yield Alert(kind=kind, metric=metric, series=series, where=where, value=round(value, 6),
+        # On fs.alerts the worker is part of the identity: each worker judges its own partitions and
+        # requests, so one worker's recovery must not read as the end of another's alert.
+        yield Alert(kind=kind, metric=metric, series=f"{series}@{self.worker}", where=where, value=round(value, 6),
                     threshold=threshold, since=since, recovered=recovered, at=at, worker=self.worker,
                     detail=detail, window_start=iso(then.at_ms) if then else None,
                     window_end=iso(now.at_ms) if now else None, window_events=events)

@@ -31,7 +31,7 @@ def test_error_rate_alerts_over_the_window_and_recovers_when_it_passes() -> None
     metrics.events.labels("departures", "applied").inc(70)
     [alert] = watch.judge(snap(metrics, 2))
     assert (alert.kind, alert.series, alert.where, alert.recovered, alert.since) == (
-        "error_rate", "error_rate:departures", {"source": "departures"}, False, "t2")
+        "error_rate", "error_rate:departures@w", {"source": "departures"}, False, "t2")
     assert alert.value == pytest.approx(33 / 103, abs=1e-6) and alert.threshold == 0.05 and alert.window_events == 103
     assert watch.judge(snap(metrics, 5)) == []  # still in the window
     metrics.events.labels("departures", "applied").inc(10)
@@ -68,7 +68,7 @@ def test_latency_p99_per_source_and_route() -> None:
     metrics.event_to_prediction.observe_many([0.01] * 98 + [2.0, 2.0], ("departures",))
     alerts = watch.judge(snap(metrics, 1))
     assert sorted((a.series, a.recovered) for a in alerts) == [
-        ("latency:event_to_prediction:departures", False), ("latency:http:GET /stats", False)]
+        ("latency:event_to_prediction:departures@w", False), ("latency:http:GET /stats@w", False)]
     e2p = next(a for a in alerts if a.where.get("source") == "departures")
     assert 1.0 < e2p.value <= 2.5 and e2p.window_events == 100
     # no requests nor predictions in the next window: it clears

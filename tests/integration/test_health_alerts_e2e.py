@@ -44,7 +44,12 @@ def alerts_until(worker: Worker, enough: Callable[[list[Alert]], bool], timeout:
 
 
 def states(alerts: list[Alert], series: str) -> list[bool]:
-    return [a.recovered for a in alerts if a.series == series]
+    """Alert (False) and recovery (True) records of one condition of the worker, in order."""
+    return [a.recovered for a in alerts if a.series.rsplit("@", 1)[0] == series]
+
+
+def of(alerts: list[Alert], series: str) -> list[Alert]:
+    return [a for a in alerts if a.series.rsplit("@", 1)[0] == series]
 
 
 def test_lag_error_rate_and_latency_alerts_recover(alerting_worker: Worker) -> None:
@@ -61,10 +66,11 @@ def test_lag_error_rate_and_latency_alerts_recover(alerting_worker: Worker) -> N
     lagged = alerts_until(worker, lambda found: any(states(found, f"lag:{s}") == [False, True] for s in by_source))
     lag_series = [s for s in by_source if states(lagged, f"lag:{s}") == [False, True]]
     assert lag_series, [(a.series, a.value, a.recovered) for a in lagged]
-    raised, recovered = [a for a in lagged if a.series == f"lag:{lag_series[0]}"]
+    raised, recovered = of(lagged, f"lag:{lag_series[0]}")
     assert raised.kind == "lag" and raised.metric == "consumer_lag" and raised.where == {"source": lag_series[0]}
     assert raised.value > LAG >= recovered.value and raised.threshold == LAG
     assert raised.since == recovered.since and raised.worker == worker.url
+    assert raised.series == recovered.series == f"lag:{lag_series[0]}@{worker.url}"
 
     # error rate: a burst of malformed departures and nothing else
     good = by_source["departures"][-1]
@@ -72,16 +78,16 @@ def test_lag_error_rate_and_latency_alerts_recover(alerting_worker: Worker) -> N
     asyncio.run(produce_raw(settings, settings.topics.events("departures"), burst))
     found = alerts_until(worker, lambda found: states(found, "error_rate:departures") == [False, True])
     assert states(found, "error_rate:departures") == [False, True], [(a.series, a.value) for a in found]
-    raised, recovered = [a for a in found if a.series == "error_rate:departures"]
+    raised, recovered = of(found, "error_rate:departures")
     assert raised.value > 0.05 >= recovered.value and raised.window_events and raised.window_events >= 20
     assert raised.since == recovered.since < recovered.at
-    assert [a for a in found if a.series.startswith("error_rate:") and a.series != "error_rate:departures"] == []
+    assert [a for a in found if a.kind == "error_rate" and a.where != {"source": "departures"}] == []
 
     # latency: every request is slower than a microsecond; then the route is left alone for a window
     for _ in range(3):
         assert worker.get("/models")[0] == 200
     found = alerts_until(worker, lambda found: states(found, "latency:http:GET /models") == [False, True])
-    raised, recovered = [a for a in found if a.series == "latency:http:GET /models"]
+    raised, recovered = of(found, "latency:http:GET /models")
     assert not raised.recovered and recovered.recovered
     assert raised.where == {"latency": "http", "route": "GET /models"} and raised.metric == "p99_seconds"
     assert raised.value > 1e-6 and recovered.value == 0.0 and recovered.window_events == 0
