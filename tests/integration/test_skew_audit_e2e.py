@@ -53,6 +53,9 @@ def test_skew_audit_finds_nothing_then_a_changed_view_then_recovers(worker: Work
     clean = worker.cli("skew-audit", "--sample", str(SAMPLE))
     assert clean.returncode == 0, clean.stdout + clean.stderr
     [snapshot] = audit_snapshots(worker)
+    checked = sum(s.value for s in snapshot.samples if s.name == "featurestream_skew_audit_checked")
+    print(f"skew audit: {checked:.0f} records recomputed from {sum(worker.counts(s)['applied'] for s in SOURCES)} "
+          f"applied events of {len(SOURCES)} logs in {snapshot.value('featurestream_skew_audit_seconds'):.2f} s")
     for source in SOURCES:
         checked = snapshot.value("featurestream_skew_audit_checked", source=source, record="feature_log")
         assert checked is not None and checked >= SAMPLE, (source, checked)
