@@ -8,6 +8,7 @@ import faust
 from faust.types.auth import CredentialsT
 
 from agents.backfill import Backfill
+from agents.console_feed import register_console_feed
 from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
@@ -106,7 +107,8 @@ def create_app(
     store = PartitionStore(store_path(data_dir))
     sources = register_ingest(app, settings, definitions, store, metrics, plane, backfill, placement, scoring)
     backfill.watch(sources)
-    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store, tokens)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store, tokens,
+                      register_console_feed(app, settings))
     snapshots = SnapshotWriter(store)
 
     def write_snapshot() -> None:

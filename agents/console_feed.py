@@ -1,0 +1,150 @@
+"""The newest alerts and dead letters, for the console (``GET /``).
+
+A plain consumer (``kafka_plumbing.clients``, no group: every partition)
+reads ``fs.alerts`` and ``fs.dlq`` from a little before their ends, and
+keeps the last ``FS_CONSOLE_RECENT`` of each.  Alerts are read whatever
+their kind (drift today; skew, error rate, lag, latency from other writers):
+the fields every alert record shares are typed here, the rest are shown as
+the record's key says (``drift:<model>:<version>:<feature>``).  Records that
+do not decode are counted, never fatal: the console is a window, not a judge.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import faust
+import msgspec
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from kafka_plumbing import clients
+from kafka_plumbing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREVIEW_BYTES = 160  # of a rejected record's original bytes: enough to recognise it, never a 1 MB page
+
+
+class AlertSeen(msgspec.Struct, kw_only=True):
+    """An alert record as the console shows it: the fields every kind of alert carries."""
+
+    where: str = ""  # the record's key: what and where (kind:model:version:feature for drift)
+    kind: str = "?"
+    metric: str = ""
+    model: str | None = None
+    version: int | None = None
+    feature: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    since: str | None = None
+    recovered: bool = False
+    at: str | None = None
+    worker: str = ""
+
+
+class DeadLetterSeen(msgspec.Struct, kw_only=True):
+    """A dead letter as the console shows it: why, where, and the start of the original."""
+
+    reason: str
+    detail: str
+    source: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+    original_bytes: int | None = None
+    preview: str = ""
+
+
+class _DeadLetterRecord(msgspec.Struct, kw_only=True):
+    """The fields of ``agents.dead_letters.DeadLetter`` the console reads (the rest are skipped)."""
+
+    reason: str
+    detail: str
+    source: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+    original_b64: str | None = None
+    original_bytes: int | None = None
+
+
+_alert_decoder = msgspec.json.Decoder(AlertSeen)
+_dead_letter_decoder = msgspec.json.Decoder(_DeadLetterRecord)
+
+
+def preview(original_b64: str | None) -> str:
+    if not original_b64:
+        return ""
+    # base64 of PREVIEW_BYTES bytes: 4 characters per 3 bytes, rounded up to a whole group.
+    head = base64.b64decode(original_b64[: (PREVIEW_BYTES + 2) // 3 * 4])
+    return head[:PREVIEW_BYTES].decode("utf-8", "replace")
+
+
+@dataclass
+class ConsoleFeed:
+    settings: Settings
+    alerts: deque[AlertSeen] = field(init=False)
+    dead_letters: deque[DeadLetterSeen] = field(init=False)
+    undecodable: int = 0
+
+    def __post_init__(self) -> None:
+        self.alerts = deque(maxlen=self.settings.console_recent)
+        self.dead_letters = deque(maxlen=self.settings.console_recent)
+
+    def take(self, message: ConsumerRecord) -> None:
+        try:
+            if message.topic == self.settings.topics.alerts:
+                alert = _alert_decoder.decode(message.value)
+                alert.where = message.key.decode("utf-8", "replace") if message.key else alert.kind
+                self.alerts.append(alert)
+            else:
+                record = _dead_letter_decoder.decode(message.value)
+                self.dead_letters.append(DeadLetterSeen(
+                    reason=record.reason, detail=record.detail, source=record.source, topic=record.topic,
+                    partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp_ms,
+                    original_bytes=record.original_bytes, preview=preview(record.original_b64)))
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError):
+            self.undecodable += 1
+
+
+async def run(feed: ConsoleFeed, app: faust.App) -> None:
+    topics = feed.settings.topics
+    consumer = clients.consumer(feed.settings, topics.alerts, topics.dlq, auto_offset_reset="latest")
+    await clients.start_consumer(consumer)
+    try:
+        await _rewind(consumer, feed.settings.console_recent)
+        while not app.should_stop:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            # In timestamp order across partitions, so "the newest N" means the same for every worker.
+            for message in sorted((m for ms in batches.values() for m in ms), key=lambda m: m.timestamp):
+                feed.take(message)
+    finally:
+        await clients.stop_consumer(consumer)
+
+
+async def _rewind(consumer: AIOKafkaConsumer, recent: int) -> None:
+    """Each partition ``recent`` records before its end: the newest N overall are among them."""
+    partitions = sorted(consumer.assignment())
+    starts = await consumer.beginning_offsets(partitions)
+    ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        consumer.seek(tp, max(starts[tp], ends[tp] - recent))
+
+
+def register_console_feed(app: faust.App, settings: Settings) -> ConsoleFeed | None:
+    if settings.console_recent <= 0:
+        return None
+    feed = ConsoleFeed(settings)
+
+    @app.task
+    async def follow_alerts_and_dead_letters() -> None:
+        try:
+            await run(feed, app)
+        except Exception:  # the console shows an empty list then; the log says why
+            log.exception("console feed stopped")
+
+    return feed
