@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import faust
@@ -71,10 +72,17 @@ class Publisher:
     worker: str
     interval_s: float
     seq: int = 0
+    # Told of each snapshot as it is taken (the console's chart history): one registry read serves both.
+    listeners: list[Callable[[MetricsSnapshot], None]] = field(default_factory=list)
 
     async def publish(self) -> None:
         self.seq += 1
         snapshot = take(self.metrics.registry, self.worker, self.seq, self.interval_s)
+        for listener in self.listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # a listener's failure is its own; the snapshot still goes out
+                log.exception("a metrics snapshot listener failed")
         try:
             await self.topic.send(key=self.worker.encode(), value=encode(snapshot))
         except Exception:  # the next one goes out anyway; metrics never stop a worker
@@ -82,10 +90,11 @@ class Publisher:
 
 
 def register_metrics_publisher(app: faust.App, topic_name: str, metrics: Metrics, worker: str,
-                               interval_s: float) -> Publisher | None:
+                               interval_s: float,
+                               listeners: list[Callable[[MetricsSnapshot], None]] | None = None) -> Publisher | None:
     if interval_s <= 0:
         return None
-    publisher = Publisher(app.topic(topic_name), metrics, worker, interval_s)
+    publisher = Publisher(app.topic(topic_name), metrics, worker, interval_s, listeners=listeners or [])
 
     @app.timer(interval_s)
     async def publish_metrics() -> None:

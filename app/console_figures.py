@@ -5,8 +5,8 @@ samples ``/metrics`` exposes (one ``registry.collect()``), so a figure on the
 page is the figure a scrape would give.  The only figures computed here are
 the charts' points: rates and latency quantiles between two successive reads
 (``ConsoleHistory``), the way ``rate()`` and ``histogram_quantile()`` would
-over that interval.  The history is kept per worker and filled only while
-someone polls, so a worker nobody watches pays nothing for it.
+over that interval.  The history is kept per worker; it reads no registry
+of its own when nobody watches (it rides on the ``fs.metrics`` snapshots).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import msgspec
 from prometheus_client import CollectorRegistry
 
 from agents.console_feed import AlertSeen, ConsoleFeed, DeadLetterSeen
+from agents.metrics_publisher import MetricsSnapshot
 
 HISTORY_POINTS = 300  # at one read a second at most: five minutes of chart
 MIN_STEP_S = 1.0  # reads closer together than this share a point (two open pages do not double the cost)
@@ -127,8 +128,18 @@ def _minus(now: list[tuple[float, float]], before: list[tuple[float, float]]) ->
 
 @dataclass
 class ConsoleHistory:
+    """The charts' points: sampled by each ``fs.metrics`` snapshot (the publisher's registry read,
+    every ``FS_METRICS_INTERVAL_S``), so a page opened late still shows the past, and by each
+    console read (at most one a second), so a watched page moves at its own pace."""
+
     points: deque[Point] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
     previous: tuple[float, float, float, list[tuple[float, float]]] | None = None  # at, events, applied, e2p
+
+    def snapshot(self, taken: MetricsSnapshot) -> None:
+        samples: Samples = {}
+        for s in taken.samples:
+            samples.setdefault(s.name, []).append((s.labels, s.value))
+        self.sample(samples, taken.taken_at_ms / 1000)
 
     def sample(self, samples: Samples, now: float) -> None:
         events = total(samples, "featurestream_events_total")

@@ -122,7 +122,7 @@ def create_app(
         write_snapshot()
 
     register_metrics_publisher(app, settings.topics.metrics, metrics, str(app.conf.canonical_url),
-                               settings.metrics_interval_s)
+                               settings.metrics_interval_s, [runtime.console_history.snapshot])
     register_quality_monitor(app, settings, definitions, specs, metrics, str(app.conf.canonical_url))
     web.register(runtime)
     return runtime

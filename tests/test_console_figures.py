@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.console_feed import PREVIEW_BYTES, ConsoleFeed
 from agents.dead_letters import dead_letter, encode
 from agents.metrics import Metrics
+from agents.metrics_publisher import take
 from app.console_figures import ConsoleHistory, Visible, figures, quantile, read_samples
 from kafka_plumbing.settings import load
 from models.drift import DriftAlert
@@ -72,6 +73,18 @@ def test_history_points_are_rates_and_quantiles_between_reads() -> None:
     assert 0.0025 < point.e2p_p50_s <= 0.005 and 1.0 < point.e2p_p99_s <= 2.5
     history.sample(read_samples(metrics.registry), 1003.0)
     assert history.points[-1].events_per_s == 0 and history.points[-1].e2p_p99_s is None  # nothing in between
+
+
+def test_history_rides_on_the_metrics_snapshots() -> None:
+    metrics = Metrics()
+    history = ConsoleHistory()
+    history.snapshot(take(metrics.registry, "w", 1, 10.0))
+    metrics.events.labels("departures", "applied").inc(100)
+    later = take(metrics.registry, "w", 2, 10.0)
+    later.taken_at_ms = history.previous[0] * 1000 + 10_000  # ten seconds on
+    history.snapshot(later)
+    [point] = history.points
+    assert point.applied_per_s == pytest.approx(10.0) and point.at_ms == later.taken_at_ms
 
 
 def test_a_tenant_sees_its_own_sources_models_and_alerts() -> None:
