@@ -1,8 +1,10 @@
 """The newest alerts and dead letters, for the console (``GET /``).
 
 A plain consumer (``kafka_plumbing.clients``, no group: every partition)
-reads ``fs.alerts`` and ``fs.dlq`` from a little before their ends, and
-keeps the last ``FS_CONSOLE_RECENT`` of each.  Alerts are read whatever
+reads ``fs.alerts`` from its beginning (a few records a day, kept for the
+topic's retention) and ``fs.dlq`` from a little before its end; it keeps
+the last ``FS_CONSOLE_RECENT`` of each, and the newest alert per key, which
+says what is in alert now (an alert and its recovery share their key).  Alerts are read whatever
 their kind (drift today; skew, error rate, lag, latency from other writers):
 the fields every alert record shares are typed here, the rest are shown as
 the record's key says (``drift:<model>:<version>:<feature>``).  Records that
@@ -24,6 +26,7 @@ from kafka_plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
 
+MAX_ALERT_KEYS = 10_000  # alert keys remembered for the active list; past it the oldest are forgotten
 PREVIEW_BYTES = 160  # of a rejected record's original bytes: enough to recognise it, never a 1 MB page
 
 
@@ -89,7 +92,12 @@ class ConsoleFeed:
     settings: Settings
     alerts: deque[AlertSeen] = field(init=False)
     dead_letters: deque[DeadLetterSeen] = field(init=False)
+    latest: dict[str, AlertSeen] = field(default_factory=dict)  # key -> its newest record, oldest key first
     undecodable: int = 0
+
+    def active(self) -> list[AlertSeen]:
+        """Alerts not recovered since, newest first."""
+        return [a for a in reversed(self.latest.values()) if not a.recovered]
 
     def __post_init__(self) -> None:
         self.alerts = deque(maxlen=self.settings.console_recent)
@@ -101,6 +109,10 @@ class ConsoleFeed:
                 alert = _alert_decoder.decode(message.value)
                 alert.where = message.key.decode("utf-8", "replace") if message.key else alert.kind
                 self.alerts.append(alert)
+                self.latest.pop(alert.where, None)  # re-inserted: the dict stays in order of the last record
+                self.latest[alert.where] = alert
+                if len(self.latest) > MAX_ALERT_KEYS:
+                    del self.latest[next(iter(self.latest))]
             else:
                 record = _dead_letter_decoder.decode(message.value)
                 self.dead_letters.append(DeadLetterSeen(
@@ -116,7 +128,7 @@ async def run(feed: ConsoleFeed, app: faust.App) -> None:
     consumer = clients.consumer(feed.settings, topics.alerts, topics.dlq, auto_offset_reset="latest")
     await clients.start_consumer(consumer)
     try:
-        await _rewind(consumer, feed.settings.console_recent)
+        await _rewind(consumer, topics.alerts, feed.settings.console_recent)
         while not app.should_stop:
             batches = await consumer.getmany(timeout_ms=500, max_records=1000)
             # In timestamp order across partitions, so "the newest N" means the same for every worker.
@@ -126,13 +138,14 @@ async def run(feed: ConsoleFeed, app: faust.App) -> None:
         await clients.stop_consumer(consumer)
 
 
-async def _rewind(consumer: AIOKafkaConsumer, recent: int) -> None:
-    """Each partition ``recent`` records before its end: the newest N overall are among them."""
+async def _rewind(consumer: AIOKafkaConsumer, whole: str, recent: int) -> None:
+    """The topic ``whole`` from its beginning, the others' partitions ``recent`` records before
+    their ends (the newest N overall are among them)."""
     partitions = sorted(consumer.assignment())
     starts = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     for tp in partitions:
-        consumer.seek(tp, max(starts[tp], ends[tp] - recent))
+        consumer.seek(tp, starts[tp] if tp.topic == whole else max(starts[tp], ends[tp] - recent))
 
 
 def register_console_feed(app: faust.App, settings: Settings) -> ConsoleFeed | None:

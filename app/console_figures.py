@@ -77,7 +77,8 @@ class ConsoleData(msgspec.Struct, kw_only=True):
     models: list[ModelFigures]
     drift: list[DriftFigure]
     history: list[Point]
-    alerts: list[AlertSeen]  # newest first
+    active_alerts: list[AlertSeen]  # the newest record of each alert key that is not a recovery, newest first
+    alerts: list[AlertSeen]  # the last FS_CONSOLE_RECENT records, newest first
     dead_letters: list[DeadLetterSeen]  # newest first
     feed: bool  # False: FS_CONSOLE_RECENT=0, no alerts or dead letters are read
 
@@ -207,11 +208,14 @@ def figures(registry: CollectorRegistry, history: ConsoleHistory, feed: ConsoleF
                          alert=alerting.get((ls["model"], ls["version"], ls["feature"]), False))
              for ls, v in sorted(samples.get("featurestream_drift_psi", ()), key=lambda s: -s[1])
              if visible.model(ls["model"])]
-    alerts = [a for a in reversed(feed.alerts) if (visible.model(a.model) if a.model else visible.unnamed)] \
-        if feed is not None else []
+    def sees(alert: AlertSeen) -> bool:
+        return visible.model(alert.model) if alert.model else visible.unnamed
+
+    alerts = [a for a in reversed(feed.alerts) if sees(a)] if feed is not None else []
+    active = [a for a in feed.active() if sees(a)] if feed is not None else []
     dead_letters = [d for d in reversed(feed.dead_letters) if visible.source(d.source)] if feed is not None else []
     return ConsoleData(
         worker=worker, taken_at_ms=int(now * 1000), sources=rows, decisions=decisions,
         models=[m for m in _models(samples) if visible.model(m.model)], drift=drift, history=list(history.points),
-        alerts=alerts, dead_letters=dead_letters, feed=feed is not None,
+        active_alerts=active, alerts=alerts, dead_letters=dead_letters, feed=feed is not None,
     )

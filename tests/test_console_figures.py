@@ -105,6 +105,13 @@ def test_a_tenant_sees_its_own_sources_models_and_alerts() -> None:
     assert [a.where for a in data.alerts] == ["drift:ours:1:x"]
     everyone = figures(metrics.registry, ConsoleHistory(), feed, "w", ["mine", "yours"], EVERYONE)
     assert [a.where for a in everyone.alerts] == ["lag:x", "drift:theirs:1:x", "drift:ours:1:x"]  # newest first
+    assert [a.where for a in data.active_alerts] == ["drift:ours:1:x"]
+    # a recovery clears its key from the alerts in force; the record stays among the recent ones
+    feed.take(record(settings.topics.alerts, msgspec.json.encode(msgspec.structs.replace(ours, recovered=True)),
+                     ours.key(), 3))
+    everyone = figures(metrics.registry, ConsoleHistory(), feed, "w", ["mine", "yours"], EVERYONE)
+    assert [a.where for a in everyone.active_alerts] == ["lag:x", "drift:theirs:1:x"]
+    assert [a.where for a in everyone.alerts][0] == "drift:ours:1:x"
 
 
 def replace_model(alert: DriftAlert, model: str) -> DriftAlert:

@@ -150,23 +150,29 @@ function drawModels(data) {
 function drawDrift(data) {
   const max = Math.max(0.25, ...data.drift.map((d) => d.psi));
   const bars = data.drift.map((d) => el("div", { class: "bar" + (d.alert ? " hot" : "") },
-    el("span", { class: "name", title: `${d.model} v${d.version}` }, d.feature),
-    el("span", { class: "fill", style: `width:${((d.psi / max) * 55).toFixed(1)}%` }),
+    el("span", { class: "name", title: `${d.feature} (${d.model} v${d.version})` }, d.feature),
+    el("span", { class: "fill", style: `width:${((d.psi / max) * 40).toFixed(1)}%` }),
     el("span", { class: "value" }, fixed(d.psi, 3) + (d.alert ? " alert" : ""))));
   $("drift").replaceChildren(...(bars.length ? bars : [el("p", { class: "muted" }, "no judged window yet (FS_MONITOR=1, a model with baselines)")]));
 }
 
-function drawAlerts(data) {
-  const latest = new Map();  // where -> its newest record: active unless recovered
-  for (const a of data.alerts) if (!latest.has(a.where)) latest.set(a.where, a);
-  $("alerts-active").textContent = [...latest.values()].filter((a) => !a.recovered).length;
-  const rows = data.alerts.map((a) => el("tr", { class: a.recovered ? "recovered" : "alert", "data-where": a.where },
-    el("td", {}, a.recovered ? "recovered" : "ALERT"),
-    el("td", {}, `${a.kind}${a.metric ? " " + a.metric : ""}: ${a.where}`),
+function alertRow(a, first) {
+  // what: the record's key (kind:model:version:feature for drift), less the kind it starts with
+  const what = a.where.startsWith(a.kind + ":") ? a.where.slice(a.kind.length + 1) : a.where;
+  return el("tr", { class: a.recovered ? "recovered" : "alert", "data-where": a.where, title: `written ${when(a.at)} by ${a.worker || "?"}` },
+    el("td", {}, first), el("td", { class: "what" }, what + (a.metric ? ` (${a.metric})` : "")),
     el("td", { class: "num" }, fixed(a.value, 3)), el("td", { class: "num" }, fixed(a.threshold, 3)),
-    el("td", {}, when(a.since)), el("td", {}, when(a.at))));
-  const none = data.feed ? "no alerts" : "not read (FS_CONSOLE_RECENT=0)";
-  fill($("alerts").tBodies[0], rows.length ? rows : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, none))]);
+    el("td", {}, when(a.since)));
+}
+
+function drawAlerts(data) {
+  $("alerts-active").textContent = data.active_alerts.length;
+  $("alerts-active").dataset.value = data.active_alerts.length;
+  const none = (text) => [el("tr", {}, el("td", { colspan: 5, class: "muted" }, data.feed ? text : "not read (FS_CONSOLE_RECENT=0)"))];
+  const active = data.active_alerts.map((a) => alertRow(a, a.kind));
+  fill($("active-alerts").tBodies[0], active.length ? active : none("none: all clear"));
+  const rows = data.alerts.map((a) => alertRow(a, a.recovered ? "recovered" : "ALERT"));
+  fill($("alerts").tBodies[0], rows.length ? rows : none("no alerts"));
 
   const rejected = data.dead_letters.map((d) => el("tr", {},
     el("td", {}, d.reason), el("td", {}, `${d.topic} [${d.partition}] @${d.offset}`), el("td", {}, d.detail),

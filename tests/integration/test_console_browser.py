@@ -87,11 +87,12 @@ def publish_rejects(settings: Settings) -> int:
     return len(raw)
 
 
-async def raise_alert(settings: Settings, version: int) -> DriftAlert:
-    alert = DriftAlert(model="flight_delay", version=version, feature="console_test_input", value=0.93,
-                       threshold=0.2, window_start="2013-01-03T12:00:00.000+00:00",
+async def raise_alert(settings: Settings, version: int, recovered: bool = False) -> DriftAlert:
+    """A drift alert on an input (or its recovery), as the quality monitor writes them."""
+    alert = DriftAlert(model="flight_delay", version=version, feature="console_test_input",
+                       value=0.05 if recovered else 0.93, threshold=0.2, window_start="2013-01-03T12:00:00.000+00:00",
                        window_end="2013-01-03T18:00:00.000+00:00", window_events=212,
-                       since="2013-01-03T12:00:00.000+00:00", recovered=False, at=now_iso(), worker="the test")
+                       since="2013-01-03T12:00:00.000+00:00", recovered=recovered, at=now_iso(), worker="the test")
     await produce_raw(settings, settings.topics.alerts, [(alert.key(), msgspec.json.encode(alert))])
     return alert
 
@@ -151,7 +152,14 @@ async def drive(worker: Worker, settings: Settings, version: int, history: int, 
         row = await page.wait_for(f"(() => {{ const r = document.querySelector('#alerts tr[data-where=\"{where}\"]');"
                                   " return r && r.innerText; })()", timeout=30)
         assert "ALERT" in row and "0.930" in row
+        in_force = f"document.querySelectorAll('#active-alerts tr[data-where=\"{where}\"]').length"
+        assert await page.evaluate(in_force) == 1
         assert await page.evaluate("document.getElementById('alerts-active').textContent") == "1"
+        # Its recovery clears it: out of the alerts in force, a second record in the recent ones.
+        await raise_alert(settings, version, recovered=True)
+        await page.wait_for(f"{in_force} === 0", timeout=30)
+        assert await page.evaluate("document.getElementById('alerts-active').textContent") == "0"
+        assert await page.evaluate(f"document.querySelectorAll('#alerts tr[data-where=\"{where}\"]').length") == 2
 
         # Charts drawn from the points polled while the live slice flowed; still the page first loaded.
         assert await page.evaluate("Number(document.getElementById('chart-rate').dataset.max)") > 0
