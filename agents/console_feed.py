@@ -21,6 +21,7 @@ import faust
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from agents.dead_letters import DeadLetter
 from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 
@@ -48,35 +49,14 @@ class AlertSeen(msgspec.Struct, kw_only=True):
 
 
 class DeadLetterSeen(msgspec.Struct, kw_only=True):
-    """A dead letter as the console shows it: why, where, and the start of the original."""
+    """A dead letter as the console shows it: the record without its inline original, and the start of it."""
 
-    reason: str
-    detail: str
-    source: str
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None = None
-    original_bytes: int | None = None
+    letter: DeadLetter  # original_b64 dropped: up to 256 KiB a record, for a page that shows 160 bytes
     preview: str = ""
 
 
-class _DeadLetterRecord(msgspec.Struct, kw_only=True):
-    """The fields of ``agents.dead_letters.DeadLetter`` the console reads (the rest are skipped)."""
-
-    reason: str
-    detail: str
-    source: str
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None = None
-    original_b64: str | None = None
-    original_bytes: int | None = None
-
-
 _alert_decoder = msgspec.json.Decoder(AlertSeen)
-_dead_letter_decoder = msgspec.json.Decoder(_DeadLetterRecord)
+_dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 
 
 def preview(original_b64: str | None) -> str:
@@ -114,11 +94,10 @@ class ConsoleFeed:
                 if len(self.latest) > MAX_ALERT_KEYS:
                     del self.latest[next(iter(self.latest))]
             else:
-                record = _dead_letter_decoder.decode(message.value)
-                self.dead_letters.append(DeadLetterSeen(
-                    reason=record.reason, detail=record.detail, source=record.source, topic=record.topic,
-                    partition=record.partition, offset=record.offset, timestamp_ms=record.timestamp_ms,
-                    original_bytes=record.original_bytes, preview=preview(record.original_b64)))
+                letter = _dead_letter_decoder.decode(message.value)
+                shown = preview(letter.original_b64)
+                letter.original_b64 = None
+                self.dead_letters.append(DeadLetterSeen(letter=letter, preview=shown))
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError):
             self.undecodable += 1
 

@@ -213,7 +213,7 @@ def figures(registry: CollectorRegistry, history: ConsoleHistory, feed: ConsoleF
 
     alerts = [a for a in reversed(feed.alerts) if sees(a)] if feed is not None else []
     active = [a for a in feed.active() if sees(a)] if feed is not None else []
-    dead_letters = [d for d in reversed(feed.dead_letters) if visible.source(d.source)] if feed is not None else []
+    dead_letters = [d for d in reversed(feed.dead_letters) if visible.source(d.letter.source)] if feed is not None else []
     return ConsoleData(
         worker=worker, taken_at_ms=int(now * 1000), sources=rows, decisions=decisions,
         models=[m for m in _models(samples) if visible.model(m.model)], drift=drift, history=list(history.points),

@@ -127,6 +127,8 @@ def test_feed_keeps_the_newest_and_survives_bad_records() -> None:
         feed.take(record(settings.topics.dlq, encode(letter), offset=offset))
     feed.take(record(settings.topics.dlq, b"not json at all"))
     feed.take(record(settings.topics.alerts, b'{"kind": 5}'))
-    assert [d.offset for d in feed.dead_letters] == [2, 3, 4]
-    assert feed.dead_letters[-1].preview == "x" * PREVIEW_BYTES and feed.dead_letters[-1].original_bytes == 1003
+    assert [d.letter.offset for d in feed.dead_letters] == [2, 3, 4]
+    last = feed.dead_letters[-1]
+    assert last.preview == "x" * PREVIEW_BYTES and last.letter.original_bytes == 1003
+    assert last.letter.original_b64 is None and last.letter.reason == "invalid_json"
     assert feed.undecodable == 2 and not feed.alerts

@@ -174,9 +174,9 @@ function drawAlerts(data) {
   const rows = data.alerts.map((a) => alertRow(a, a.recovered ? "recovered" : "ALERT"));
   fill($("alerts").tBodies[0], rows.length ? rows : none("no alerts"));
 
-  const rejected = data.dead_letters.map((d) => el("tr", {},
+  const rejected = data.dead_letters.map(({ letter: d, preview }) => el("tr", {},
     el("td", {}, d.reason), el("td", {}, `${d.topic} [${d.partition}] @${d.offset}`), el("td", {}, d.detail),
-    el("td", {}, el("code", { class: "record", title: d.preview }, d.preview + ((d.original_bytes || 0) > d.preview.length ? "…" : "")))));
+    el("td", {}, el("code", { class: "record", title: preview }, preview + ((d.original_bytes || 0) > preview.length ? "…" : "")))));
   fill($("rejected").tBodies[0], rejected.length ? rejected : [el("tr", {}, el("td", { colspan: 4, class: "muted" }, data.feed ? "none" : "not read"))]);
 }
 
