@@ -32,13 +32,13 @@ PREVIEW_BYTES = 160  # of a rejected record's original bytes: enough to recognis
 
 
 class AlertSeen(msgspec.Struct, kw_only=True):
-    """An alert record as the console shows it: the fields every kind of alert carries."""
+    """The fields every kind of alert record carries (``models.drift.DriftAlert`` and the others);
+    a kind's own fields are skipped, and none of these is required."""
 
-    where: str = ""  # the record's key: what and where (kind:model:version:feature for drift)
     kind: str = "?"
     metric: str = ""
     model: str | None = None
-    version: int | None = None
+    version: int | str | None = None
     feature: str | None = None
     value: float | None = None
     threshold: float | None = None
@@ -46,6 +46,14 @@ class AlertSeen(msgspec.Struct, kw_only=True):
     recovered: bool = False
     at: str | None = None
     worker: str = ""
+
+
+class AlertShown(msgspec.Struct, kw_only=True):
+    """An alert record and its key (what and where: ``drift:<model>:<version>:<feature>``), kept apart
+    so no field of any record kind can collide with the key."""
+
+    key: str
+    alert: AlertSeen
 
 
 class DeadLetterSeen(msgspec.Struct, kw_only=True):
@@ -70,14 +78,14 @@ def preview(original_b64: str | None) -> str:
 @dataclass
 class ConsoleFeed:
     settings: Settings
-    alerts: deque[AlertSeen] = field(init=False)
+    alerts: deque[AlertShown] = field(init=False)
     dead_letters: deque[DeadLetterSeen] = field(init=False)
-    latest: dict[str, AlertSeen] = field(default_factory=dict)  # key -> its newest record, oldest key first
+    latest: dict[str, AlertShown] = field(default_factory=dict)  # key -> its newest record, oldest key first
     undecodable: int = 0
 
-    def active(self) -> list[AlertSeen]:
+    def active(self) -> list[AlertShown]:
         """Alerts not recovered since, newest first."""
-        return [a for a in reversed(self.latest.values()) if not a.recovered]
+        return [a for a in reversed(self.latest.values()) if not a.alert.recovered]
 
     def __post_init__(self) -> None:
         self.alerts = deque(maxlen=self.settings.console_recent)
@@ -87,10 +95,11 @@ class ConsoleFeed:
         try:
             if message.topic == self.settings.topics.alerts:
                 alert = _alert_decoder.decode(message.value)
-                alert.where = message.key.decode("utf-8", "replace") if message.key else alert.kind
-                self.alerts.append(alert)
-                self.latest.pop(alert.where, None)  # re-inserted: the dict stays in order of the last record
-                self.latest[alert.where] = alert
+                shown = AlertShown(key=message.key.decode("utf-8", "replace") if message.key else alert.kind,
+                                   alert=alert)
+                self.alerts.append(shown)
+                self.latest.pop(shown.key, None)  # re-inserted: the dict stays in order of the last record
+                self.latest[shown.key] = shown
                 if len(self.latest) > MAX_ALERT_KEYS:
                     del self.latest[next(iter(self.latest))]
             else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import msgspec
 from prometheus_client import CollectorRegistry
 
-from agents.console_feed import AlertSeen, ConsoleFeed, DeadLetterSeen
+from agents.console_feed import AlertShown, ConsoleFeed, DeadLetterSeen
 from agents.metrics_publisher import MetricsSnapshot
 
 HISTORY_POINTS = 300  # at one read a second at most: five minutes of chart
@@ -77,8 +77,8 @@ class ConsoleData(msgspec.Struct, kw_only=True):
     models: list[ModelFigures]
     drift: list[DriftFigure]
     history: list[Point]
-    active_alerts: list[AlertSeen]  # the newest record of each alert key that is not a recovery, newest first
-    alerts: list[AlertSeen]  # the last FS_CONSOLE_RECENT records, newest first
+    active_alerts: list[AlertShown]  # the newest record of each alert key that is not a recovery, newest first
+    alerts: list[AlertShown]  # the last FS_CONSOLE_RECENT records, newest first
     dead_letters: list[DeadLetterSeen]  # newest first
     feed: bool  # False: FS_CONSOLE_RECENT=0, no alerts or dead letters are read
 
@@ -208,8 +208,8 @@ def figures(registry: CollectorRegistry, history: ConsoleHistory, feed: ConsoleF
                          alert=alerting.get((ls["model"], ls["version"], ls["feature"]), False))
              for ls, v in sorted(samples.get("featurestream_drift_psi", ()), key=lambda s: -s[1])
              if visible.model(ls["model"])]
-    def sees(alert: AlertSeen) -> bool:
-        return visible.model(alert.model) if alert.model else visible.unnamed
+    def sees(shown: AlertShown) -> bool:
+        return visible.model(shown.alert.model) if shown.alert.model else visible.unnamed
 
     alerts = [a for a in reversed(feed.alerts) if sees(a)] if feed is not None else []
     active = [a for a in feed.active() if sees(a)] if feed is not None else []

@@ -95,23 +95,24 @@ def test_a_tenant_sees_its_own_sources_models_and_alerts() -> None:
     theirs = replace_model(ours, "theirs")
     for i, alert in enumerate((ours, theirs)):
         feed.take(record(settings.topics.alerts, msgspec.json.encode(alert), alert.key(), i))
-    feed.take(record(settings.topics.alerts, b'{"kind": "lag", "value": 9000, "threshold": 1000}', b"lag:x"))
+    feed.take(record(settings.topics.alerts, b'{"kind": "lag", "value": 9000, "threshold": 1000, '
+                     b'"where": {"source": "departures", "partition": 3}, "since_ms": 1}', b"lag:x"))  # its own fields
     metrics = Metrics()
     metrics.events.labels("mine", "applied").inc()
     metrics.events.labels("yours", "applied").inc()
     visible = Visible(lambda s: s == "mine", lambda m: m == "ours", False)
     data = figures(metrics.registry, ConsoleHistory(), feed, "w", ["mine", "yours"], visible)
     assert [s.source for s in data.sources] == ["mine"]
-    assert [a.where for a in data.alerts] == ["drift:ours:1:x"]
+    assert [a.key for a in data.alerts] == ["drift:ours:1:x"]
     everyone = figures(metrics.registry, ConsoleHistory(), feed, "w", ["mine", "yours"], EVERYONE)
-    assert [a.where for a in everyone.alerts] == ["lag:x", "drift:theirs:1:x", "drift:ours:1:x"]  # newest first
-    assert [a.where for a in data.active_alerts] == ["drift:ours:1:x"]
+    assert [a.key for a in everyone.alerts] == ["lag:x", "drift:theirs:1:x", "drift:ours:1:x"]  # newest first
+    assert [a.key for a in data.active_alerts] == ["drift:ours:1:x"]
     # a recovery clears its key from the alerts in force; the record stays among the recent ones
     feed.take(record(settings.topics.alerts, msgspec.json.encode(msgspec.structs.replace(ours, recovered=True)),
                      ours.key(), 3))
     everyone = figures(metrics.registry, ConsoleHistory(), feed, "w", ["mine", "yours"], EVERYONE)
-    assert [a.where for a in everyone.active_alerts] == ["lag:x", "drift:theirs:1:x"]
-    assert [a.where for a in everyone.alerts][0] == "drift:ours:1:x"
+    assert [a.key for a in everyone.active_alerts] == ["lag:x", "drift:theirs:1:x"]
+    assert [a.key for a in everyone.alerts][0] == "drift:ours:1:x"
 
 
 def replace_model(alert: DriftAlert, model: str) -> DriftAlert:

@@ -156,10 +156,10 @@ function drawDrift(data) {
   $("drift").replaceChildren(...(bars.length ? bars : [el("p", { class: "muted" }, "no judged window yet (FS_MONITOR=1, a model with baselines)")]));
 }
 
-function alertRow(a, first) {
+function alertRow({ key, alert: a }, first) {
   // what: the record's key (kind:model:version:feature for drift), less the kind it starts with
-  const what = a.where.startsWith(a.kind + ":") ? a.where.slice(a.kind.length + 1) : a.where;
-  return el("tr", { class: a.recovered ? "recovered" : "alert", "data-where": a.where, title: `written ${when(a.at)} by ${a.worker || "?"}` },
+  const what = key.startsWith(a.kind + ":") ? key.slice(a.kind.length + 1) : key;
+  return el("tr", { class: a.recovered ? "recovered" : "alert", "data-key": key, title: `written ${when(a.at)} by ${a.worker || "?"}` },
     el("td", {}, first), el("td", { class: "what" }, what + (a.metric ? ` (${a.metric})` : "")),
     el("td", { class: "num" }, fixed(a.value, 3)), el("td", { class: "num" }, fixed(a.threshold, 3)),
     el("td", {}, when(a.since)));
@@ -169,9 +169,9 @@ function drawAlerts(data) {
   $("alerts-active").textContent = data.active_alerts.length;
   $("alerts-active").dataset.value = data.active_alerts.length;
   const none = (text) => [el("tr", {}, el("td", { colspan: 5, class: "muted" }, data.feed ? text : "not read (FS_CONSOLE_RECENT=0)"))];
-  const active = data.active_alerts.map((a) => alertRow(a, a.kind));
+  const active = data.active_alerts.map((a) => alertRow(a, a.alert.kind));
   fill($("active-alerts").tBodies[0], active.length ? active : none("none: all clear"));
-  const rows = data.alerts.map((a) => alertRow(a, a.recovered ? "recovered" : "ALERT"));
+  const rows = data.alerts.map((a) => alertRow(a, a.alert.recovered ? "recovered" : "ALERT"));
   fill($("alerts").tBodies[0], rows.length ? rows : none("no alerts"));
 
   const rejected = data.dead_letters.map(({ letter: d, preview }) => el("tr", {},

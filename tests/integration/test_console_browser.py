@@ -148,18 +148,18 @@ async def drive(worker: Worker, settings: Settings, version: int, history: int, 
 
         # An alert raised now appears without a reload, as an active alert.
         alert = await raise_alert(settings, version)
-        where = alert.key().decode()
-        row = await page.wait_for(f"(() => {{ const r = document.querySelector('#alerts tr[data-where=\"{where}\"]');"
+        key = alert.key().decode()
+        row = await page.wait_for(f"(() => {{ const r = document.querySelector('#alerts tr[data-key=\"{key}\"]');"
                                   " return r && r.innerText; })()", timeout=30)
         assert "ALERT" in row and "0.930" in row
-        in_force = f"document.querySelectorAll('#active-alerts tr[data-where=\"{where}\"]').length"
+        in_force = f"document.querySelectorAll('#active-alerts tr[data-key=\"{key}\"]').length"
         assert await page.evaluate(in_force) == 1
         assert await page.evaluate("document.getElementById('alerts-active').textContent") == "1"
         # Its recovery clears it: out of the alerts in force, a second record in the recent ones.
         await raise_alert(settings, version, recovered=True)
         await page.wait_for(f"{in_force} === 0", timeout=30)
         assert await page.evaluate("document.getElementById('alerts-active').textContent") == "0"
-        assert await page.evaluate(f"document.querySelectorAll('#alerts tr[data-where=\"{where}\"]').length") == 2
+        assert await page.evaluate(f"document.querySelectorAll('#alerts tr[data-key=\"{key}\"]').length") == 2
 
         # Charts drawn from the points polled while the live slice flowed; still the page first loaded.
         assert await page.evaluate("Number(document.getElementById('chart-rate').dataset.max)") > 0
