@@ -32,11 +32,14 @@ PREVIEW_BYTES = 160  # of a rejected record's original bytes: enough to recognis
 
 
 class AlertSeen(msgspec.Struct, kw_only=True):
-    """The fields every kind of alert record carries (``models.drift.DriftAlert`` and the others);
-    a kind's own fields are skipped, and none of these is required."""
+    """The fields alert records carry: ``models.drift.DriftAlert``'s (model, version, feature at the
+    top) and those of a record that says where in a ``where`` map of labels (one type for drift,
+    skew, error rate, lag and latency alerts); a kind's other fields are skipped, none is required."""
 
     kind: str = "?"
     metric: str = ""
+    where: dict[str, str | int | float | bool | None] = {}  # the condition's labels: model, source, route, ...
+    detail: str = ""  # one line for a person, when the record has one
     model: str | None = None
     version: int | str | None = None
     feature: str | None = None

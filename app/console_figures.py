@@ -209,7 +209,11 @@ def figures(registry: CollectorRegistry, history: ConsoleHistory, feed: ConsoleF
              for ls, v in sorted(samples.get("featurestream_drift_psi", ()), key=lambda s: -s[1])
              if visible.model(ls["model"])]
     def sees(shown: AlertShown) -> bool:
-        return visible.model(shown.alert.model) if shown.alert.model else visible.unnamed
+        alert = shown.alert
+        model, source = alert.model or alert.where.get("model"), alert.where.get("source")
+        if model:
+            return visible.model(str(model))
+        return visible.source(str(source)) if source else visible.unnamed
 
     alerts = [a for a in reversed(feed.alerts) if sees(a)] if feed is not None else []
     active = [a for a in feed.active() if sees(a)] if feed is not None else []

@@ -115,6 +115,28 @@ def test_a_tenant_sees_its_own_sources_models_and_alerts() -> None:
     assert [a.key for a in everyone.alerts][0] == "drift:ours:1:x"
 
 
+def test_alerts_that_say_where_in_a_map() -> None:
+    """A record with its labels in ``where`` (one alert type for every kind) is read as well, and a
+    tenant sees it by the model or source it names."""
+    settings = replace(load(), console_recent=5)
+    feed = ConsoleFeed(settings)
+    lag = (b'{"kind": "lag", "metric": "consumer_lag", "series": "lag:departures", "where": {"source": "departures"},'
+           b' "value": 9000.0, "threshold": 1000.0, "since": "t0", "recovered": false, "at": "t1",'
+           b' "detail": "9000 records behind", "window_start": null}')
+    skew = (b'{"kind": "skew", "metric": "mismatch_rate", "series": "skew:flight_delay", '
+            b'"where": {"model": "flight_delay", "view": "origin_traffic"}, "value": 0.5, "threshold": 0.0, '
+            b'"since": "t0", "recovered": false, "at": "t1"}')
+    feed.take(record(settings.topics.alerts, lag, b"lag:departures"))
+    feed.take(record(settings.topics.alerts, skew, b"skew:flight_delay", 1))
+    assert feed.undecodable == 0
+    [shown] = [a for a in feed.alerts if a.key == "lag:departures"]
+    assert shown.alert.where == {"source": "departures"} and shown.alert.detail == "9000 records behind"
+    metrics = Metrics()
+    visible = Visible(lambda s: s == "departures", lambda m: False, False)
+    data = figures(metrics.registry, ConsoleHistory(), feed, "w", [], visible)
+    assert [a.key for a in data.active_alerts] == ["lag:departures"]
+
+
 def replace_model(alert: DriftAlert, model: str) -> DriftAlert:
     return msgspec.structs.replace(alert, model=model)
 

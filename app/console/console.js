@@ -160,7 +160,8 @@ function alertRow({ key, alert: a }, first) {
   // what: the record's key (kind:model:version:feature for drift), less the kind it starts with
   const what = key.startsWith(a.kind + ":") ? key.slice(a.kind.length + 1) : key;
   return el("tr", { class: a.recovered ? "recovered" : "alert", "data-key": key, title: `written ${when(a.at)} by ${a.worker || "?"}` },
-    el("td", {}, first), el("td", { class: "what" }, what + (a.metric ? ` (${a.metric})` : "")),
+    el("td", {}, first),
+    el("td", { class: "what" }, what + (a.metric ? ` (${a.metric})` : ""), ...(a.detail ? [el("div", { class: "muted" }, a.detail)] : [])),
     el("td", { class: "num" }, fixed(a.value, 3)), el("td", { class: "num" }, fixed(a.threshold, 3)),
     el("td", {}, when(a.since)));
 }
