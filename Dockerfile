@@ -37,8 +37,9 @@ RUN python -m venv "$VENV"
 RUN --mount=type=cache,target=/root/.cache/pip "$VENV/bin/pip" install .
 # Extract h2o-genmodel.jar and compile the batch helper now, so the runtime
 # needs a JRE only (no javac) and the first event is not slowed by it.
-# -I: import the installed package, not ./models, so its packaged Java source is what is checked.
-RUN "$VENV/bin/python" -I -c "from models.genmodel_runtime import batch_helper_classes; print(batch_helper_classes())"
+# -I: import the installed package, not ./models, so its packaged Java source is what is checked
+# (and the console's page, script and style: app.web_console reads them from the package at import).
+RUN "$VENV/bin/python" -I -c "from models.genmodel_runtime import batch_helper_classes; print(batch_helper_classes()); import app.web_console"
 
 # -------------------------------------------------------------- runtime stage
 FROM ${PYTHON_IMAGE} AS runtime

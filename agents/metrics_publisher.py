@@ -76,7 +76,8 @@ class Publisher:
     worker: str
     interval_s: float
     seq: int = 0
-    # Judges of each snapshot (agents.health_alerts): they read the figures published, not a second collect.
+    # Readers of each snapshot: the health judges (agents.health_alerts) and the console's chart
+    # history; they read the figures published, not a second collect.
     readers: list[Callable[[MetricsSnapshot], Awaitable[None]]] = field(default_factory=list)
 
     async def publish(self) -> None:

@@ -8,6 +8,7 @@ import faust
 from faust.types.auth import CredentialsT
 
 from agents.backfill import Backfill
+from agents.console_feed import register_console_feed
 from agents.control_plane import register_control_agent, register_control_plane
 from agents.ingest import register_ingest
 from agents.metrics import Metrics
@@ -107,7 +108,8 @@ def create_app(
     store = PartitionStore(store_path(data_dir))
     sources = register_ingest(app, settings, definitions, store, metrics, plane, backfill, placement, scoring)
     backfill.watch(sources)
-    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store, tokens)
+    runtime = Runtime(app, settings, definitions, sources, metrics, scoring, plane, backfill, placement, store, tokens,
+                      register_console_feed(app, settings))
     snapshots = SnapshotWriter(store)
 
     def write_snapshot() -> None:
@@ -122,6 +124,8 @@ def create_app(
 
     publisher = register_metrics_publisher(app, settings.topics.metrics, metrics, str(app.conf.canonical_url),
                                            settings.metrics_interval_s)
+    if publisher is not None:
+        publisher.readers.append(runtime.console_history.snapshot)
     register_health_alerts(app, settings, publisher)
     register_quality_monitor(app, settings, definitions, specs, metrics, str(app.conf.canonical_url))
     web.register(runtime)

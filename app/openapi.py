@@ -159,8 +159,17 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
             "/metrics": {"get": {"summary": "Prometheus exposition",
                                  "responses": {"200": {"description": "metrics",
                                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/": {"get": {"summary": "Dashboard page",
+            "/": {"get": {"summary": "The live console (docs/monitoring.md#console)",
                           "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+            "/console.js": {"get": {"summary": "The console's script",
+                                    "responses": {"200": {"description": "JavaScript",
+                                                          "content": {"text/javascript": {"schema": {"type": "string"}}}}}}},
+            "/console.css": {"get": {"summary": "The console's style",
+                                     "responses": {"200": {"description": "CSS",
+                                                           "content": {"text/css": {"schema": {"type": "string"}}}}}}},
+            "/console/data": {"get": {"summary": "The console's figures, read from the /metrics registry, with the "
+                                                 "newest alerts and dead letters",
+                                      "responses": {"200": _json("figures"), **_gated("read", "FS_REQUIRE_READ_TOKEN")}}},
             "/openapi.json": {"get": {"summary": "This API description", "responses": {"200": _json("OpenAPI 3.0 document")}}},
         }),
         "components": {

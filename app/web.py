@@ -19,7 +19,7 @@ from yarl import URL
 from agents.control_plane import ControlPlane, ControlState
 from agents.control_records import LIVE
 from agents.readiness import is_ready
-from app import http_metrics, web_scoring, web_server
+from app import http_metrics, web_console, web_scoring, web_server
 from app.openapi import openapi
 from app.batch_read import BATCH_PATH, FORWARDED_HEADER, BatchLimits, answer_batch
 from app.feature_read import Forward, read_features
@@ -144,11 +144,6 @@ class OpenAPI(RuntimeView):
         return self.json(openapi(sorted(definitions.names), definitions.sources))
 
 
-class Dashboard(RuntimeView):
-    async def get(self, request: Request) -> Response:
-        return self.html(dashboard_html(self.runtime))
-
-
 # Every route of the worker, in one place (``app.openapi`` describes each).
 ROUTES: tuple[tuple[str, type[View]], ...] = (
     (FEATURES_PATH, FeatureValues),
@@ -158,7 +153,10 @@ ROUTES: tuple[tuple[str, type[View]], ...] = (
     ("/healthz", Health),
     ("/metrics", MetricsView),
     ("/openapi.json", OpenAPI),
-    ("/", Dashboard),
+    ("/", web_console.ConsolePage),
+    ("/console.js", web_console.ConsoleScript),
+    ("/console.css", web_console.ConsoleStyle),
+    (web_console.DATA_PATH, web_console.ConsoleData),
     ("/models", web_scoring.Models),
     ("/models/{name}/deploy", web_scoring.Deploy),
     ("/score", web_scoring.Score),
@@ -193,28 +191,3 @@ def view_status(plane: ControlPlane, view: FeatureView) -> dict[str, Any]:
         "state_key": view.state_key,
         "features": [f.params() for f in view.features],
     }
-
-
-def dashboard_html(runtime: Runtime) -> str:
-    rows = "".join(
-        f"<tr><td>{v.name}</td><td>{v.version}</td><td>{v.source.name}</td><td>{v.entity}</td>"
-        f"<td>{', '.join(f.name for f in v.features)}</td></tr>"
-        for v in runtime.definitions.views.values()
-    )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>featurestream</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem;}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}</style></head>
-<body><h1>featurestream</h1>
-<p>Worker on {runtime.app.conf.canonical_url}. Feature module <code>{runtime.definitions.module}</code>.</p>
-<h2>Feature views</h2>
-<table><tr><th>view</th><th>version</th><th>source</th><th>entity</th><th>features</th></tr>{rows}</table>
-<h2>Endpoints</h2><ul>
-<li><a href="/features/origin_traffic/JFK">/features/&lt;view&gt;/&lt;entity&gt;</a></li>
-<li><a href="/views">/views</a></li><li><a href="/stats">/stats</a></li>
-<li><a href="/models">/models</a></li>
-<li><a href="/metrics">/metrics</a></li><li><a href="/healthz">/healthz</a></li>
-<li><a href="/openapi.json">/openapi.json</a></li></ul>
-<p id="stats"></p>
-<script>fetch('/stats').then(r=>r.json()).then(s=>{{document.getElementById('stats').textContent=JSON.stringify(s)}})</script>
-</body></html>"""

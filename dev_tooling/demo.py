@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -55,7 +56,12 @@ def _ensure_worker(settings: Settings, web_port: int) -> WorkerHandle:
         signing.control_key(settings)
         key_env = ({} if settings.control_key or settings.control_key_file
                    else {"FS_CONTROL_KEY_FILE": str(signing.local_key_path(settings))})
-        handle = start_worker(web_port, settings.home / "worker", settings.home / "worker.log", env=key_env)
+        # One worker alone: it runs the quality monitor, so the console shows live model quality,
+        # and judges drift over 6 h windows (an hour of the demo's live slice is too few departures
+        # to judge). Either set in the environment wins.
+        monitor = {k: v for k, v in (("FS_MONITOR", "1"), ("FS_DRIFT_WINDOW_S", "21600")) if k not in os.environ}
+        handle = start_worker(web_port, settings.home / "worker", settings.home / "worker.log",
+                              env={**key_env, **monitor})
         pid_file.write_text(str(handle.pid))
     with console.status(f"waiting for the worker on {url} (log: {handle.log_path})"):
         wait_ready(handle)
@@ -200,7 +206,7 @@ def run_demo(settings: Settings, limit: int, web_port: int) -> int:
         console.print(f"{source}: {counts}")
     console.print(
         "\nOpen:\n"
-        f"  {handle.url}/                            dashboard\n"
+        f"  {handle.url}/                            the live console\n"
         f"  {handle.url}/features/origin_traffic/JFK   feature values (also carrier_arrivals/UA, plane_recent/N14228)\n"
         f"  {handle.url}/models                      registry and deployed versions\n"
         f"  {handle.url}/metrics                     Prometheus metrics\n"
@@ -209,6 +215,7 @@ def run_demo(settings: Settings, limit: int, web_port: int) -> int:
         f"Score one event synchronously: curl -XPOST {handle.url}/score -d @event.json\n"
         "Stop everything with `make stop`."
     )
+    console.print(f"\n[bold green]Console: {handle.url}/[/]")
     return 0
 
 

@@ -137,6 +137,9 @@ class Settings:
     monitor: bool = field(default_factory=lambda: _env("FS_MONITOR", "0") not in ("0", "false", "no"))
     # On start the monitor reads the predictions and label logs from this far back (wall time of the records).
     monitor_lookback_s: float = field(default_factory=lambda: float(_env("FS_MONITOR_LOOKBACK_S", "3600")))
+    # The console (GET /) shows this many of the newest alerts (fs.alerts) and dead letters (fs.dlq),
+    # read by a consumer of the worker's (agents.console_feed); 0 reads neither.
+    console_recent: int = field(default_factory=lambda: int(_env("FS_CONSOLE_RECENT", "20")))
     # Rolling quality: the pairs whose label time is within this of the newest label time (event time).
     quality_window_s: float = field(default_factory=lambda: float(_env("FS_QUALITY_WINDOW_S", "86400")))
     # A label counts for a prediction if its event time is at most this after the scored event's.
@@ -232,6 +235,7 @@ class Settings:
             "FS_METRICS_INTERVAL_S": str(self.metrics_interval_s),
             "FS_MONITOR": "1" if self.monitor else "0",
             "FS_MONITOR_LOOKBACK_S": str(self.monitor_lookback_s),
+            "FS_CONSOLE_RECENT": str(self.console_recent),
             "FS_QUALITY_WINDOW_S": str(self.quality_window_s),
             "FS_QUALITY_HORIZON_S": str(self.quality_horizon_s),
             "FS_DRIFT_WINDOW_S": str(self.drift_window_s),

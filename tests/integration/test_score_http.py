@@ -120,7 +120,7 @@ def test_openapi_describes_every_route(worker: Worker) -> None:
     status, spec = worker.get("/openapi.json")
     assert status == 200
     routes = {"/features/{view}/{entity}", "/features", "/score", "/models", "/models/{name}/deploy", "/views", "/stats",
-              "/healthz", "/metrics", "/", "/openapi.json"}
+              "/healthz", "/metrics", "/", "/console.js", "/console.css", "/console/data", "/openapi.json"}
     assert set(spec["paths"]) == routes
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
@@ -128,5 +128,8 @@ def test_openapi_describes_every_route(worker: Worker) -> None:
             if method == "post":
                 assert operation["requestBody"]["content"]["application/json"], path
     # every route answers where the description says it is
-    for path in ("/views", "/stats", "/healthz", "/models", "/openapi.json"):
+    for path in ("/", "/console.js", "/console.css"):  # not JSON
+        with urllib.request.urlopen(worker.url + path, timeout=10) as response:
+            assert response.status == 200, path
+    for path in ("/views", "/stats", "/healthz", "/models", "/openapi.json", "/console/data"):
         assert worker.get(path)[0] == 200, path

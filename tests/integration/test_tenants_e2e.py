@@ -74,3 +74,11 @@ def test_a_tenant_cannot_see_score_or_deploy_another_tenants_model(worker: Worke
             break
         time.sleep(0.5)
     assert audit and audit[0]["target"] == "flight_delay" and audit[0]["result"] == "refused"
+
+
+def test_the_console_shows_a_tenant_its_own_sources(worker: Worker) -> None:
+    assert call(worker, "/console/data", None)[0] == 401
+    status, wx = call(worker, "/console/data", "wx-secret-1")
+    assert status == 200 and [s["source"] for s in wx["sources"]] == ["weather"]
+    acme = {s["source"] for s in call(worker, "/console/data", "acme-secret-1")[1]["sources"]}
+    assert "departures" in acme and "departures.by_tailnum" in acme and not acme & {"weather", "arrivals"}
