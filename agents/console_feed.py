@@ -1,4 +1,4 @@
-"""The newest alerts and dead letters, for the console (``GET /``).
+"""The newest alerts and dead letters, and the monitor's newest figures, for the console (``GET /``).
 
 A plain consumer (``kafka_plumbing.clients``, no group: every partition)
 reads ``fs.alerts`` from its beginning (a few records a day, kept for the
@@ -7,7 +7,10 @@ the last ``FS_CONSOLE_RECENT`` of each, and the newest alert per key, which
 says what is in alert now (an alert and its recovery share their key).  Alerts are read whatever
 their kind (drift today; skew, error rate, lag, latency from other writers):
 the fields every alert record shares are typed here, the rest are shown as
-the record's key says (``drift:<model>:<version>:<feature>``).  Records that
+the record's key says (``drift:<model>:<version>:<feature>``).  From
+``fs.metrics`` (from a little before its end) it keeps the newest snapshot
+that carries model quality, so live quality shows on every worker's console
+when ``featurestream monitor`` computes it in its own process.  Records that
 do not decode are counted, never fatal: the console is a window, not a judge.
 """
 from __future__ import annotations
@@ -22,11 +25,13 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from agents.dead_letters import DeadLetter
+from agents.metrics_publisher import MetricsSnapshot, decode as decode_snapshot
 from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
 
+QUALITY_MARK = b'"featurestream_model_'  # in the samples of a snapshot with live model quality
 MAX_ALERT_KEYS = 10_000  # alert keys remembered for the active list; past it the oldest are forgotten
 PREVIEW_BYTES = 160  # of a rejected record's original bytes: enough to recognise it, never a 1 MB page
 
@@ -84,6 +89,9 @@ class ConsoleFeed:
     alerts: deque[AlertShown] = field(init=False)
     dead_letters: deque[DeadLetterSeen] = field(init=False)
     latest: dict[str, AlertShown] = field(default_factory=dict)  # key -> its newest record, oldest key first
+    # The newest fs.metrics snapshot with model quality or drift in it, from `featurestream monitor`
+    # (or a worker running FS_MONITOR=1): the console shows live quality wherever the monitor runs.
+    monitor: MetricsSnapshot | None = None
     undecodable: int = 0
 
     def active(self) -> list[AlertShown]:
@@ -105,6 +113,12 @@ class ConsoleFeed:
                 self.latest[shown.key] = shown
                 if len(self.latest) > MAX_ALERT_KEYS:
                     del self.latest[next(iter(self.latest))]
+            elif message.topic == self.settings.topics.metrics:
+                # Most snapshots are workers' without model figures: skipped before any decoding.
+                if QUALITY_MARK in message.value:
+                    snapshot = decode_snapshot(message.value)
+                    if self.monitor is None or snapshot.taken_at_ms >= self.monitor.taken_at_ms:
+                        self.monitor = snapshot
             else:
                 letter = _dead_letter_decoder.decode(message.value)
                 shown = preview(letter.original_b64)
@@ -116,7 +130,8 @@ class ConsoleFeed:
 
 async def run(feed: ConsoleFeed, app: faust.App) -> None:
     topics = feed.settings.topics
-    consumer = clients.consumer(feed.settings, topics.alerts, topics.dlq, auto_offset_reset="latest")
+    consumer = clients.consumer(feed.settings, topics.alerts, topics.dlq, topics.metrics,
+                                auto_offset_reset="latest")
     await clients.start_consumer(consumer)
     try:
         await _rewind(consumer, topics.alerts, feed.settings.console_recent)

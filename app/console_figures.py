@@ -27,6 +27,11 @@ MIN_STEP_S = 1.0  # reads closer together than this share a point (two open page
 QUALITY = ("auc", "log_loss", "accuracy", "ece", "mean_predicted", "observed_rate", "labelled")
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
+# The quality monitor's families (agents.quality_monitor.QualityCollector).
+MONITOR_FAMILIES = ("featurestream_model_auc", "featurestream_model_log_loss", "featurestream_model_accuracy",
+                    "featurestream_model_ece", "featurestream_model_mean_predicted",
+                    "featurestream_model_observed_rate", "featurestream_model_labelled", "featurestream_quality_",
+                    "featurestream_drift_")
 
 
 class SourceFigures(msgspec.Struct, kw_only=True):
@@ -190,6 +195,11 @@ def figures(registry: CollectorRegistry, history: ConsoleHistory, feed: ConsoleF
     now = time.time()
     samples = read_samples(registry)
     history.sample(samples, now)
+    if feed is not None and feed.monitor is not None and not any(n.startswith(MONITOR_FAMILIES) for n in samples):
+        # This worker runs no monitor: quality and drift from the snapshot of the one that runs.
+        for s in feed.monitor.samples:
+            if s.name.startswith(MONITOR_FAMILIES):
+                samples.setdefault(s.name, []).append((s.labels, s.value))
     rows = []
     for source in filter(visible.source, sources):
         events = {ls["outcome"]: v for ls, v in samples.get("featurestream_events_total", ())

@@ -159,3 +159,33 @@ def test_feed_keeps_the_newest_and_survives_bad_records() -> None:
     assert last.preview == "x" * PREVIEW_BYTES and last.letter.original_bytes == 1003
     assert last.letter.original_b64 is None and last.letter.reason == "invalid_json"
     assert feed.undecodable == 2 and not feed.alerts
+
+
+def test_live_quality_from_the_monitor_process_snapshot() -> None:
+    """A worker without the monitor shows the quality `featurestream monitor` publishes on fs.metrics;
+    workers' own snapshots (no model figures) are skipped, and the newest monitor snapshot wins."""
+    from agents.metrics_publisher import MetricSample, MetricsSnapshot, encode as encode_snapshot
+
+    settings = replace(load(), console_recent=5)
+    feed = ConsoleFeed(settings)
+    series = {"model": "flight_delay", "version": "3", "role": "primary"}
+
+    def snapshot(worker: str, at_ms: int, auc: float | None) -> bytes:
+        samples = [MetricSample(name="featurestream_events_total", labels={"source": "d", "outcome": "applied"},
+                                value=1.0)]
+        if auc is not None:
+            samples.append(MetricSample(name="featurestream_model_auc", labels=series, value=auc))
+        return encode_snapshot(MetricsSnapshot(worker=worker, seq=1, taken_at="t", taken_at_ms=at_ms,
+                                               interval_s=10.0, samples=samples))
+
+    feed.take(record(settings.topics.metrics, snapshot("http://monitor:6070", 2_000, 0.81), b"m", 0))
+    feed.take(record(settings.topics.metrics, snapshot("http://worker-2:6066", 3_000, None), b"w", 1))
+    feed.take(record(settings.topics.metrics, snapshot("http://monitor:6070", 1_000, 0.5), b"m", 2))  # older
+    assert feed.monitor is not None and feed.monitor.worker == "http://monitor:6070"
+    metrics = Metrics()
+    metrics.events.labels("d", "applied").inc(2)
+    data = figures(metrics.registry, ConsoleHistory(), feed, "w", ["d"], EVERYONE)
+    [model] = data.models
+    assert (model.model, model.version, model.quality) == ("flight_delay", "3", {"auc": 0.81})
+    # Only the monitor's families come from the snapshot: the worker's counts stay its own.
+    assert data.sources[0].events == {"applied": 2.0}

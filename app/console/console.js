@@ -124,7 +124,7 @@ function drawModels(data) {
   fill($("models").tBodies[0], rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "no model deployed"))]);
   const anyQuality = data.models.some((m) => Object.keys(m.quality).length);
   $("models-note").textContent = data.models.length && !anyQuality
-    ? "Live quality needs labels and the monitor (FS_MONITOR=1 on one worker)." : "";
+    ? "Live quality needs labels and the monitor (featurestream monitor, or FS_MONITOR=1 on one worker)." : "";
 
   const groups = new Map();
   for (const d of data.decisions) {
@@ -153,7 +153,7 @@ function drawDrift(data) {
     el("span", { class: "name", title: `${d.feature} (${d.model} v${d.version})` }, d.feature),
     el("span", { class: "fill", style: `width:${((d.psi / max) * 40).toFixed(1)}%` }),
     el("span", { class: "value" }, fixed(d.psi, 3) + (d.alert ? " alert" : ""))));
-  $("drift").replaceChildren(...(bars.length ? bars : [el("p", { class: "muted" }, "no judged window yet (FS_MONITOR=1, a model with baselines)")]));
+  $("drift").replaceChildren(...(bars.length ? bars : [el("p", { class: "muted" }, "no judged window yet (featurestream monitor or FS_MONITOR=1, a model with baselines)")]));
 }
 
 function alertRow({ key, alert: a }, first) {
