@@ -16,7 +16,6 @@ On start it reads from ``FS_MONITOR_LOOKBACK_S`` back (by record timestamp),
 so a restart rebuilds the recent windows instead of starting blank."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -64,9 +64,11 @@ class QualityMonitor:
     alerts: list[Alert] = field(default_factory=list)  # raised, not yet sent
     psi: dict[tuple[str, int, str], float] = field(default_factory=dict)  # last judged window's PSI per feature
     skipped: int = 0  # records that are neither a prediction nor a label (unparseable)
+    prediction_topics: tuple[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.prediction_topics = (s.topics.predictions, s.topics.shadow_predictions)
         for name, spec in self.specs.items():
             self.joins[name] = LabelJoin(
                 horizon_ms=int(s.quality_horizon_s * 1000),
@@ -84,13 +86,12 @@ class QualityMonitor:
         if any(key == CONTROL_HEADER for key, _ in message.headers or ()):
             return  # a marker, not an event
         try:
-            data = json.loads(message.value)
-            topics = self.settings.topics
-            if message.topic in (topics.predictions, topics.shadow_predictions):
+            data = msgspec.json.decode(message.value)  # a third of json.loads' time, the same dicts
+            if message.topic in self.prediction_topics:
                 self.prediction(data, message.partition)
             else:
                 self.label(message.topic, data, message.partition)
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except (msgspec.DecodeError, ValueError, TypeError, KeyError, AttributeError):
             self.skipped += 1  # bad records are ingest's business (the DLQ): here they are only not counted
 
     def prediction(self, data: dict[str, Any], partition: int = 0) -> None:
