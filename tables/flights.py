@@ -130,7 +130,20 @@ def _models() -> list[ModelSpec]:
             label_source="arrivals",
             join_key="flight_id",
             label_field="arr_delayed_15",
-        )
+        ),
+        # The same, plus the origin's weather and the carrier's recent arrivals as of the
+        # departure: read from the other logs once they have passed its time (docs/models.md).
+        ModelSpec(
+            name="flight_delay_xs",
+            source="departures",
+            numeric=("dep_delay", "distance", "sched_dep_hour", "month", "day_of_week"),
+            categorical=("carrier", "origin", "dest"),
+            views=("origin_traffic",),
+            label_source="arrivals",
+            join_key="flight_id",
+            label_field="arr_delayed_15",
+            inputs=("origin_weather", "carrier_arrivals"),
+        ),
     ]
 
 
