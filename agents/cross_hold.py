@@ -14,6 +14,7 @@ the events held at that moment; a rebalance or a stop releases them at once
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 
@@ -23,6 +24,13 @@ from agents.cross_replica import CrossReplica
 from agents.scoring import ScoreRequest
 from tables.cross_source import inputs_final, read_inputs
 from tables.dsl import FeatureView
+
+log = logging.getLogger(__name__)
+REPORT_EVERY_S = 10.0
+
+# The held events are looked at no more often than this while the replica moves on:
+# each look checks all of them.
+LOOK_EVERY_S = 0.05
 
 
 @dataclass
@@ -39,38 +47,60 @@ class Hold:
         self.max_wait_s = max_wait_s
         self.held: list[Held] = []
         self.released_incomplete = 0
+        self.looked = 0.0  # monotonic time of the last release
+        self.reported = 0.0
+        self.fresh = False
+
 
     def __len__(self) -> int:
         return len(self.held)
 
     def add(self, message: ConsumerRecord, request: ScoreRequest) -> None:
         self.held.append(Held(message, request, time.monotonic()))
+        self.fresh = True  # its inputs may be final already: looked at without waiting for the replica
 
     def due(self) -> bool:
-        """Something may be released: the replica moved on, or the oldest waited its longest."""
+        """Something may be released: the replica moved on or events came in, or the oldest waited its longest."""
         if not self.held:
             return False
-        return self.replica.advanced.is_set() or time.monotonic() - self.held[0].since >= self.max_wait_s
+        now = time.monotonic()
+        return (((self.replica.advanced.is_set() or self.fresh) and now - self.looked >= LOOK_EVERY_S)
+                or now - self.held[0].since >= self.max_wait_s)
 
     def release(self, everything: bool = False) -> list[tuple[ConsumerRecord, ScoreRequest]]:
         """The held events whose inputs are final, or that waited out, with their inputs read."""
         if not self.held:
             return []
         self.replica.advanced.clear()
-        now = time.monotonic()
+        self.fresh = False
+        now = self.looked = time.monotonic()
         logs = self.replica.logs
         out: list[tuple[ConsumerRecord, ScoreRequest]] = []
         kept: list[Held] = []
+        bounds: dict[tuple[str, str], int | None] = {}
+        ready: list[Held] = []
         for held in self.held:
             request = held.request
             at_ms = request.provenance.event_time_ms
-            waited = now - held.since
-            if not (everything or waited >= self.max_wait_s or inputs_final(logs, self.views, request.record, at_ms)):
+            if everything or now - held.since >= self.max_wait_s or inputs_final(
+                    logs, self.views, request.record, at_ms, bounds):
+                ready.append(held)
+            else:
                 kept.append(held)
-                continue
+        # In event time order: each entity's reads then move forward.
+        for held in sorted(ready, key=lambda h: h.request.provenance.event_time_ms):
+            request = held.request
+            at_ms = request.provenance.event_time_ms
+            waited = now - held.since
             inputs = read_inputs(logs, self.views, request.record, at_ms)
             if not inputs.complete:
                 self.released_incomplete += 1
             out.append((held.message, replace(request, cross=inputs, held_ms=round(waited * 1000, 1))))
         self.held = kept
+        if now - self.reported >= REPORT_EVERY_S:  # why events wait, in the worker's log
+            self.reported = now
+            log.info("hold: %d held (oldest event time %s), %d released now, %d incomplete so far; watermarks %s",
+                     len(kept), min((h.request.provenance.event_time_ms for h in kept), default=None), len(out),
+                     self.released_incomplete,
+                     {root: [x.watermark(p) for p in range(x.partitions)] for root, x in logs.items()})
         return out

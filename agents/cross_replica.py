@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import TopicPartition
 
@@ -28,6 +29,7 @@ from tables.log_record import LogRecord
 log = logging.getLogger(__name__)
 
 FETCH_RECORDS = 5000
+REPORT_EVERY_S = 10.0
 
 
 class CrossReplica:
@@ -48,11 +50,17 @@ class CrossReplica:
             partitions = [TopicPartition(topic, p) for topic in self.topics for p in range(settings.partitions)]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
+            fed, reported = 0, time.monotonic()
             while True:
+                if time.monotonic() - reported >= REPORT_EVERY_S:
+                    reported = time.monotonic()
+                    log.info("cross-source replica: %d records read; watermarks %s", fed,
+                             {root: [x.watermark(p) for p in range(x.partitions)] for root, x in self.logs.items()})
                 fetched = await consumer.getmany(timeout_ms=max(int(settings.flush_ms), 10),
                                                  max_records=FETCH_RECORDS)
                 for tp, records in fetched.items():
                     target = self.logs[self.topics[tp.topic]]
+                    fed += len(records)
                     for record in records:
                         target.feed(LogRecord.of(record.partition, record.offset, record.value, record.headers,
                                                  record.timestamp, settings.partitions))
@@ -60,4 +68,5 @@ class CrossReplica:
                 if fetched:
                     self.advanced.set()
         finally:
+            log.info("cross-source replica stops")
             await stop_consumer(consumer)

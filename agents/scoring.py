@@ -246,7 +246,9 @@ class ScoringRuntime:
         return holding
 
     def _replica_stopped(self, task: asyncio.Future) -> None:
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            log.info("cross-source replica cancelled")
+        elif task.exception() is not None:
             log.error("cross-source replica stopped; held events wait out", exc_info=task.exception())
 
     def score_event(

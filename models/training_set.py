@@ -77,6 +77,16 @@ def replayed(
 def model_frame(
     settings: Settings, definitions: Definitions, spec: ModelSpec, events_dir: Path | None = None
 ) -> pd.DataFrame:
+    frame = pd.DataFrame(model_rows(settings, definitions, spec, events_dir))
+    frame["event_time"] = pd.to_datetime(frame["event_time_ms"], unit="ms", utc=True)
+    return frame
+
+
+def model_rows(
+    settings: Settings, definitions: Definitions, spec: ModelSpec, events_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """One training row per applied event of the model's source, as plain values: the
+    event's identity and position, every model input, its label."""
     numeric, categorical, _ = spec.feature_columns(definitions)
     with Progress(console=console) as bar:
         scored = replayed(settings, definitions, spec.source, events_dir, bar)
@@ -106,9 +116,7 @@ def model_frame(
         key = record.get(spec.join_key)
         out["label"] = labels.get(str(key)) if key is not None else None
         rows.append(out)
-    frame = pd.DataFrame(rows)
-    frame["event_time"] = pd.to_datetime(frame["event_time_ms"], unit="ms", utc=True)
-    return frame
+    return rows
 
 
 def cross_inputs(

@@ -34,6 +34,7 @@ from tables.log_record import LogRecord
 from tables.partitioning import key_partition
 from tables.processor import APPLIED, SourceProcessor, Stores
 from tables.replay import take
+from tables.state import decode_view_state, encode_view_state
 from tables.windows import State, ViewWindows
 
 if TYPE_CHECKING:
@@ -57,6 +58,21 @@ class _Cursor:
     at_ms: int
 
 
+@dataclass(frozen=True)
+class _Checkpoint:
+    """A cursor's state, encoded (the state codec), to go back to without applying from the start."""
+
+    state: bytes
+    applied: int
+    at_ms: int
+
+
+# A read earlier than the last one (an out-of-order event) resumes from the latest checkpoint
+# before it: one every so many applied events, the newest few kept.
+CHECKPOINT_EVERY = 32
+CHECKPOINTS_KEPT = 16
+
+
 def root_of(view: FeatureView) -> str:
     """The published log a view's events come from (a re-keyed log's parent)."""
     return view.source.parent or view.source.name
@@ -77,6 +93,7 @@ class CrossLog:
         self.windows = {v.ref: ViewWindows(v, v.source.lateness_ms) for v in read_views}
         self.events: dict[tuple[str, str], list[_Event]] = {}
         self.cursors: dict[tuple[str, str], _Cursor] = {}
+        self.checkpoints: dict[tuple[str, str], list[_Checkpoint]] = {}
         self.newest: dict[int, int] = {}  # partition -> newest applied event time
         self.promised: dict[int, int] = {}  # partition -> highest watermark marker
         self.broken = 0  # applied events older than a marker's promise: not read
@@ -106,6 +123,9 @@ class CrossLog:
             cursor = self.cursors.get(key)
             if cursor is not None and at < cursor.applied:  # only after a read that was not final
                 del self.cursors[key]
+            kept = self.checkpoints.get(key)
+            if kept and at < kept[-1].applied:
+                self.checkpoints[key] = [c for c in kept if c.applied <= at]
 
     def feed_all(self, records: Iterable[LogRecord]) -> "CrossLog":
         for record in records:
@@ -126,13 +146,15 @@ class CrossLog:
             return [key_partition(entity, self.partitions)]
         return list(range(self.partitions))
 
+    def bound(self, ref: str, entity: str) -> int | None:
+        """The lowest watermark of the partitions that may hold ``entity``'s events (None: one is unknown)."""
+        marks = [self.watermark(p) for p in self.partitions_of(self.views[ref], entity)]
+        return None if None in marks else min(m for m in marks if m is not None)
+
     def final(self, ref: str, entity: str, at_ms: int) -> bool:
         """No event at or before ``at_ms`` can still be applied for ``entity``."""
-        for partition in self.partitions_of(self.views[ref], entity):
-            mark = self.watermark(partition)
-            if mark is None or mark <= at_ms:
-                return False
-        return True
+        bound = self.bound(ref, entity)
+        return bound is not None and bound > at_ms
 
     def read(self, ref: str, entity: str, at_ms: int) -> dict[str, Any]:
         """The view's values for ``entity`` as of ``at_ms`` by the point-in-time rule."""
@@ -141,13 +163,28 @@ class CrossLog:
         events = self.events.get(key, [])
         cursor = self.cursors.get(key)
         if cursor is None or at_ms < cursor.at_ms:  # reads mostly move forward: rebuilt only when one goes back
-            cursor = self.cursors[key] = _Cursor(windows.new_state(), 0, at_ms)
+            cursor = self.cursors[key] = self._resume(key, at_ms)
+        kept = self.checkpoints.setdefault(key, [])
         while cursor.applied < len(events) and events[cursor.applied].time_ms <= at_ms:
+            if cursor.applied % CHECKPOINT_EVERY == 0 and (not kept or kept[-1].applied < cursor.applied):
+                # taken between two events of different times only: then every event at or
+                # before the checkpoint's time is in it, so any read from that time on may resume here
+                if cursor.applied == 0 or events[cursor.applied - 1].time_ms < events[cursor.applied].time_ms:
+                    kept.append(_Checkpoint(encode_view_state(cursor.state), cursor.applied,
+                                            events[cursor.applied - 1].time_ms if cursor.applied else -1))
+                    del kept[:-CHECKPOINTS_KEPT]
             event = events[cursor.applied]
             windows.apply(cursor.state, event.record, event.time_ms)
             cursor.applied += 1
         cursor.at_ms = at_ms
         return windows.values(cursor.state, at_ms)
+
+    def _resume(self, key: tuple[str, str], at_ms: int) -> _Cursor:
+        """A cursor at the latest checkpoint not after ``at_ms`` (a new state when there is none)."""
+        for checkpoint in reversed(self.checkpoints.get(key, [])):
+            if checkpoint.at_ms <= at_ms:
+                return _Cursor(decode_view_state(checkpoint.state), checkpoint.applied, checkpoint.at_ms)
+        return _Cursor(self.windows[key[0]].new_state(), 0, at_ms)
 
 
 @dataclass(frozen=True)
@@ -174,11 +211,19 @@ def read_inputs(logs: dict[str, CrossLog], views: list[FeatureView], record: dic
     return CrossRead(values, complete)
 
 
-def inputs_final(logs: dict[str, CrossLog], views: list[FeatureView], record: dict[str, Any], at_ms: int) -> bool:
-    """Every input of the event is final at ``at_ms`` (the hold's release test)."""
+def inputs_final(logs: dict[str, CrossLog], views: list[FeatureView], record: dict[str, Any], at_ms: int,
+                 bounds: dict[tuple[str, str], int | None]) -> bool:
+    """Every input of the event is final at ``at_ms`` (the hold's release test); ``bounds``:
+    the entities' bounds found so far, reused while the logs stay as they are."""
     for view in views:
         entity = record.get(view.entity)
-        if entity is not None and not logs[root_of(view)].final(view.ref, str(entity), at_ms):
+        if entity is None:
+            continue
+        key = (view.ref, str(entity))
+        if key not in bounds:
+            bounds[key] = logs[root_of(view)].bound(view.ref, str(entity))
+        bound = bounds[key]
+        if bound is None or bound <= at_ms:
             return False
     return True
 
