@@ -36,7 +36,7 @@ from agents.outbox import Outbox
 from kafka_plumbing.settings import Settings
 from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction
 from models.registry import Registry, RegistryError
-from tables.cross_source import CrossRead
+from tables.cross_source import CrossRead, read_inputs
 from tables.model_spec import ModelSpec, input_views
 from tables.dsl import FeatureView
 from tables.definitions import Definitions
@@ -255,8 +255,15 @@ class ScoringRuntime:
         self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
         roles: tuple[str, ...] = ("primary", "shadow"),
     ) -> Scored:
-        """Score one event with every deployed model of ``source`` (``POST /score``)."""
-        return self.score_events([ScoreRequest(source, record, features, provenance)], roles)[0]
+        """Score one event with every deployed model of ``source`` (``POST /score``).  Cross-source
+        inputs are read at once, as far as the replica has got: no wait, ``complete`` says if final."""
+        requests = [ScoreRequest(source, record, features, provenance)]
+        views = self.input_views(source)
+        if views and self.replica is not None and self.holds(source):
+            cross = read_inputs(self.replica.logs, views, record, provenance.event_time_ms)
+            requests.append(ScoreRequest(source, record, features, provenance, cross=cross))
+        results = self.score_events(requests, roles)
+        return Scored([p for r in results for p in r.predictions], [x for r in results for x in r.refusals])
 
     def score_events(self, requests: list["ScoreRequest"], roles: tuple[str, ...] = ("primary", "shadow"),
                      ) -> list[Scored]:
