@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.client.records import PublishRejected, PublishReport, Rejected
-from kafka_plumbing.producer import encode, produce, produce_raw
+from kafka_plumbing.producer import encode, produce, produce_markers
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
 from tables.log_record import watermark_headers
@@ -60,6 +60,5 @@ async def watermark(definitions: Definitions, settings: Settings, source: str, t
     without waiting out (docs/models.md); an event that breaks the promise is not read by them."""
     if source not in definitions.key_fields():
         raise KeyError(f"no published source {source!r}; known: {sorted(definitions.key_fields())}")
-    topic = settings.topics.events(source)
-    for partition in range(settings.partitions) if partitions is None else partitions:
-        await produce_raw(settings, topic, [(None, b"")], partition=partition, headers=watermark_headers(time_ms))
+    await produce_markers(settings, settings.topics.events(source), watermark_headers(time_ms),
+                          range(settings.partitions) if partitions is None else partitions)
