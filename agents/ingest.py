@@ -267,7 +267,9 @@ class SourceAgent:
                 for message, request in to_score:  # scored now by the other models, later by these
                     self.hold.add(message, request)
             if release_all or self.hold.due():
-                to_score = to_score + self.hold.release(everything=release_all)
+                released = self.hold.release(everything=release_all)
+                self._count_released([request for _, request in released])
+                to_score = to_score + released
         if scoring is None or not to_score:
             return []
         records = [record for record, _ in to_score]
@@ -278,6 +280,13 @@ class SourceAgent:
             for error in errors:
                 self.reject(record, validation.SCORING_ERROR, error, batch.outbox)
         return [records[i].timestamp for i in predicted]  # metrics
+
+    def _count_released(self, requests: list[ScoreRequest]) -> None:
+        metrics, name = self.services.metrics, self.source.name
+        for request in requests:  # metrics
+            complete = request.cross is not None and request.cross.complete
+            metrics.cross_source_released.labels(name, "complete" if complete else "waited_out").inc()
+            metrics.cross_source_held.labels(name).observe(request.held_ms / 1000)
 
     # -- one record ----------------------------------------------------------
 

@@ -98,6 +98,19 @@ def wait_predictions(worker: Worker, n: int, stalled_s: float = 60) -> list[dict
                          f"worker log {worker.handle.log_path}")
 
 
+def released(worker: Worker) -> dict[str, int]:
+    """The worker's /metrics count of events released from the hold, by outcome."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urlopen(worker.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {sample.labels["outcome"]: int(sample.value) for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "featurestream_cross_source_released_total" and sample.value}
+
+
 def test_served_cross_source_inputs_equal_the_training_set(xs_worker: Worker) -> None:
     settings = xs_worker.settings
     definitions = load_definitions(settings.features_module)
@@ -146,6 +159,7 @@ def test_served_cross_source_inputs_equal_the_training_set(xs_worker: Worker) ->
     assert len(served) == applied
     assert incomplete == 0, f"{incomplete} predictions waited out"
     assert differences == [], f"{len(differences)} of {len(served)} differ, first {differences[:5]}"
+    assert released(xs_worker) == {"complete": len(served)}
     dlq = decode(consume_all(settings, settings.topics.dlq))
     assert sum(d["reason"] == "late" for d in dlq) >= late  # the late copies were refused, online and offline
     held = sorted(p["held_ms"] for p in served)
