@@ -61,14 +61,19 @@ def lane_of(headers: Headers) -> int | None:
 INVALID_SCHEMA = -1
 
 
+def _decimal(value: Any, most_digits: int) -> int | None:
+    """A header value of ASCII digits only, and few: int() would also take " 2", "+2",
+    "2_0", other scripts' digits, and refuse 5,000 digits by raising."""
+    ok = isinstance(value, bytes) and 0 < len(value) <= most_digits and value.isdigit()
+    return int(value) if ok else None
+
+
 def schema_of(headers: Headers) -> int | None:
     """The schema version a record declares (None: it declares none, version 1)."""
     for key, value in _header_items(headers):
         if key == SCHEMA_HEADER:
-            # ASCII digits only, and few: int() would also take " 2", "+2",
-            # "2_0", other scripts' digits, and refuse 5,000 digits by raising.
-            ok = isinstance(value, bytes) and 0 < len(value) <= 9 and value.isdigit()
-            return int(value) if ok else INVALID_SCHEMA
+            version = _decimal(value, 9)
+            return INVALID_SCHEMA if version is None else version
     return None
 
 
@@ -95,8 +100,7 @@ def watermark_of(headers: Headers) -> int | None:
     """The promise of a watermark marker (None: not one, or not a number)."""
     for key, value in _header_items(headers):
         if key == WATERMARK_HEADER:
-            ok = isinstance(value, bytes) and 0 < len(value) <= 16 and value.isdigit()
-            return int(value) if ok else None
+            return _decimal(value, 16)
     return None
 
 
