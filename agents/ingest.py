@@ -38,6 +38,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from tables import validation
 from agents.backfill import Backfill
 from agents.control_plane import ControlPlane
+from agents.cross_hold import Hold
 from agents.dead_letters import dead_letter
 from agents.flush_writer import TRANSACTION_TIMEOUT_MS
 from agents.dead_letters import encode as encode_dead_letter
@@ -142,6 +143,10 @@ class SourceAgent:
         self.kafka: AgentClients | None = None
         self.flushing: asyncio.Future | None = None
         self.warned: set[int] = set()
+        scoring = services.scoring
+        inputs = scoring.input_views(self.source.name) if scoring is not None else []
+        self.hold: Hold | None = (Hold(scoring.replica, inputs, services.settings.xsource_max_wait_s)
+                                  if scoring is not None and scoring.replica is not None and inputs else None)
 
     @property
     def topic(self) -> str:
@@ -174,16 +179,19 @@ class SourceAgent:
             log.error("flush of %s failed", self.source.name, exc_info=future.exception())
 
     async def drain(self) -> None:
-        """Everything taken written and committed (before a revoke, and on shutdown)."""
+        """Everything taken written and committed (before a revoke, and on shutdown); the hold released."""
         if self.flushing is not None:
             await asyncio.gather(self.flushing, return_exceptions=True)
-        await self.flush()
+        await self.flush(release_all=True)
+
+    def releasing(self) -> bool:
+        return self.hold is not None and self.hold.due()
 
     async def tick(self, every_s: float) -> None:
         """Flush a batch that is due while no record arrives."""
         while True:
             await asyncio.sleep(every_s)
-            if self.batch.records and time.monotonic() - self.batch.started >= every_s:
+            if (self.batch.records and time.monotonic() - self.batch.started >= every_s) or self.releasing():
                 try:
                     await self.flush()
                 except Exception:  # the loop's next flush tries again
@@ -201,19 +209,21 @@ class SourceAgent:
             if tp.topic == self.topic:
                 self.state.revoke(tp.partition)
 
-    async def flush(self) -> None:
+    async def flush(self, release_all: bool = False) -> None:
         """Outputs and each changed partition's state to Kafka (``agents.flush_writer``),
-        then the state locally, then the positions: an offset never goes before its effects."""
+        then the state locally, then the positions: an offset never goes before its effects.
+        Held events released meanwhile are scored into it (a flush with no record of its own)."""
         async with self.flush_lock:
             batch, self.batch = self.batch, Batch()
-            if not batch.records or self.kafka is None:
+            holding = self.hold is not None and (release_all and len(self.hold) > 0 or self.hold.due())
+            if (not batch.records and not holding) or self.kafka is None:
                 return
             timer = self.services.metrics.flush_timer(self.source.name)  # metrics
             # The batch's state changes are taken at once, with nothing awaited since the
             # swap: a record of the next batch must not reach this flush's state
             # without its outputs.
             changes = {p: self.state.collect(p) for p in sorted(batch.partitions) if self.state.owns(p)}
-            predicted = self.score(batch)
+            predicted = self.score(batch, release_all)
             await asyncio.sleep(0)
             written = {p: changed for p, changed in changes.items() if changed}
             positions = {TopicPartition(self.topic, p): offset + 1 for p, offset in batch.through.items()}
@@ -228,20 +238,37 @@ class SourceAgent:
     def failed_outputs(self, count: int) -> None:
         self.services.metrics.events.labels(self.source.name, "output_error").inc(count)
 
-    def score(self, batch: Batch) -> list[int]:
-        """The batch's applied events, scored in one call per model version; returns the
-        Kafka timestamps of those with a prediction (for the latency metric)."""
+    def score(self, batch: Batch, release_all: bool = False) -> list[int]:
+        """The batch's applied events, scored in one call per model version, with the held
+        events released now; returns the Kafka timestamps of those with a prediction (for the
+        latency metric)."""
         scoring = self.services.scoring
-        if scoring is None or not batch.to_score:
+        to_score = batch.to_score
+        if scoring is not None and self.hold is not None:
+            if to_score and scoring.holds(self.source.name):
+                for message, request in to_score:  # scored now by the other models, later by these
+                    self.hold.add(message, request)
+            if release_all or self.hold.due():
+                released = self.hold.release(everything=release_all)
+                self._count_released([request for _, request in released])
+                to_score = to_score + released
+        if scoring is None or not to_score:
             return []
-        records = [record for record, _ in batch.to_score]
+        records = [record for record, _ in to_score]
         predicted: list[int] = []  # metrics
-        refusals = scoring.score_in_stream([request for _, request in batch.to_score],
+        refusals = scoring.score_in_stream([request for _, request in to_score],
                                            [record.key for record in records], batch.outbox, predicted)
         for record, errors in zip(records, refusals):
             for error in errors:
                 self.reject(record, validation.SCORING_ERROR, error, batch.outbox)
         return [records[i].timestamp for i in predicted]  # metrics
+
+    def _count_released(self, requests: list[ScoreRequest]) -> None:
+        metrics, name = self.services.metrics, self.source.name
+        for request in requests:  # metrics
+            complete = request.cross is not None and request.cross.complete
+            metrics.cross_source_released.labels(name, "complete" if complete else "waited_out").inc()
+            metrics.cross_source_held.labels(name).observe(request.held_ms / 1000)
 
     # -- one record ----------------------------------------------------------
 

@@ -23,6 +23,7 @@ OUTCOMES = ("applied", "late", "duplicate", "invalid", "error")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SCORE_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1)
 FLUSH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+HOLD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # up to past the default max wait
 FLUSH_SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4000, 8000)
 
 
@@ -86,6 +87,15 @@ class Metrics:
         self.http_errors = Counter(
             "featurestream_http_errors", "HTTP requests answered with an error, by status", ["status"],
             registry=registry,
+        )
+        self.cross_source_released = Counter(
+            "featurestream_cross_source_released", "Events held for a model's cross-source inputs, released: "
+            "complete (every input final) or waited_out (FS_XSOURCE_MAX_WAIT_S passed, or a stop or rebalance)",
+            ["source", "outcome"], registry=registry,
+        )
+        self.cross_source_held = Histogram(
+            "featurestream_cross_source_held_seconds", "How long an event waited for its cross-source inputs",
+            ["source"], buckets=HOLD_BUCKETS, registry=registry,
         )
         registry.register(self.score_latency)
         registry.register(self.event_to_prediction)

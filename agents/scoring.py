@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -28,13 +29,16 @@ from typing import Any
 import faust
 
 from agents.control_plane import CommandError, ControlPlane
+from agents.cross_replica import CrossReplica
 from agents.control_records import ModelCommand, ModelDeployment, SwitchAudit, now_iso
 from agents.metrics import Metrics
 from agents.outbox import Outbox
 from kafka_plumbing.settings import Settings
 from models.mojo_scorer import ModelLoadError, MojoScorer, Prediction
 from models.registry import Registry, RegistryError
-from tables.model_spec import ModelSpec
+from tables.cross_source import CrossRead, read_inputs
+from tables.model_spec import ModelSpec, input_views
+from tables.dsl import FeatureView
 from tables.definitions import Definitions
 
 log = logging.getLogger(__name__)
@@ -138,6 +142,11 @@ class PredictionRecord:
     scored_at: str
     # the scored event's value of the model's join key (``ModelSpec.join_key``): what its label is found by
     join_key: Any = None
+    # Cross-source inputs (``ModelSpec.inputs``): False when the event was scored before every
+    # log it reads had passed its time (waited out, or off the stream): then it may differ
+    # from the training set's row.  held_ms: how long the event waited for them.
+    complete: bool = True
+    held_ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         """The record's JSON object: provenance fields first, then the prediction (flat, as consumers read it)."""
@@ -174,6 +183,10 @@ class ScoreRequest:
     record: dict[str, Any]
     features: dict[str, dict[str, Any]]
     provenance: Provenance
+    # The models with cross-source inputs score a request only once these are read (the hold);
+    # the others only without them: each model scores an event once.
+    cross: CrossRead | None = None
+    held_ms: float = 0.0
 
 
 @dataclass
@@ -194,6 +207,9 @@ class ScoringRuntime:
     # (topic, partition, model) -> version last used: to audit where versions switch
     last_used: dict[tuple[str, int, str], int] = field(default_factory=dict)
     columns: dict[str, list[str]] = field(default_factory=dict)
+    # The logs cross-source inputs read (None: no model has any); started when such a model is first deployed.
+    replica: CrossReplica | None = None
+    replica_task: asyncio.Future | None = None
 
     def __post_init__(self) -> None:
         for spec in self.specs.values():
@@ -219,12 +235,39 @@ class ScoringRuntime:
     def models_for(self, source: str) -> list[ModelSpec]:
         return [spec for spec in self.specs.values() if spec.source == source]
 
+    def input_views(self, source: str) -> list[FeatureView]:
+        """The views of other logs the models of ``source`` read (what its events are held for)."""
+        views = {v.ref: v for spec in self.models_for(source) for v in input_views(spec, self.definitions)}
+        return list(views.values())
+
+    def holds(self, source: str) -> bool:
+        """A deployed model of ``source`` reads other logs: its events go to the hold (and the replica runs)."""
+        holding = any(spec.inputs and (state := self.deployments.get(spec.name)) is not None and state.primary
+                      for spec in self.models_for(source))
+        if holding and self.replica is not None and self.replica_task is None:
+            self.replica_task = asyncio.ensure_future(self.replica.run())
+            self.replica_task.add_done_callback(self._replica_stopped)
+        return holding
+
+    def _replica_stopped(self, task: asyncio.Future) -> None:
+        if task.cancelled():
+            log.info("cross-source replica cancelled")
+        elif task.exception() is not None:
+            log.error("cross-source replica stopped; held events wait out", exc_info=task.exception())
+
     def score_event(
         self, source: str, record: dict[str, Any], features: dict[str, dict[str, Any]], provenance: Provenance,
         roles: tuple[str, ...] = ("primary", "shadow"),
     ) -> Scored:
-        """Score one event with every deployed model of ``source`` (``POST /score``)."""
-        return self.score_events([ScoreRequest(source, record, features, provenance)], roles)[0]
+        """Score one event with every deployed model of ``source`` (``POST /score``).  Cross-source
+        inputs are read at once, as far as the replica has got: no wait, ``complete`` says if final."""
+        requests = [ScoreRequest(source, record, features, provenance)]
+        views = self.input_views(source)
+        if views and self.replica is not None and self.holds(source):
+            cross = read_inputs(self.replica.logs, views, record, provenance.event_time_ms)
+            requests.append(ScoreRequest(source, record, features, provenance, cross=cross))
+        results = self.score_events(requests, roles)
+        return Scored([p for r in results for p in r.predictions], [x for r in results for x in r.refusals])
 
     def score_events(self, requests: list["ScoreRequest"], roles: tuple[str, ...] = ("primary", "shadow"),
                      ) -> list[Scored]:
@@ -242,7 +285,7 @@ class ScoringRuntime:
         for i, request in enumerate(requests):
             for spec in self.models_for(request.source):
                 state = self.deployments.get(spec.name)
-                if state is None or not state.primary:
+                if state is None or not state.primary or bool(spec.inputs) != (request.cross is not None):
                     continue
                 filling = [v for v in spec.views if v not in request.features]
                 if filling:  # never score a model on a view that is still being filled here
@@ -251,7 +294,8 @@ class ScoringRuntime:
                         f"{spec.name}: view {', '.join(filling)} is not filled on this partition yet",
                     ))
                     continue
-                row = model_input(self.columns[spec.name], request.record, request.features)
+                served = request.features if request.cross is None else {**request.features, **request.cross.values}
+                row = model_input(self.columns[spec.name], request.record, served)
                 for role in roles:
                     version = getattr(state, role)
                     if version:
@@ -269,9 +313,12 @@ class ScoringRuntime:
                     provenance=requests[i].provenance, model=model, model_version=version, role=role,
                     label=prediction.label, probabilities=prediction.probabilities,
                     labels=self.cache.get(model, version).labels, unknown_levels=prediction.unknown_levels,
-                    features=row, view_versions={v: self.definitions.views[v].version for v in spec.views},
+                    features=row,
+                    view_versions={v: self.definitions.views[v].version for v in spec.views + spec.inputs},
                     score_latency_us=round(latency, 1), scored_at=now_iso(),
                     join_key=requests[i].record.get(spec.join_key),
+                    complete=requests[i].cross is None or requests[i].cross.complete,
+                    held_ms=requests[i].held_ms,
                 ))
         return results
 
@@ -335,6 +382,7 @@ def register_scoring(
     app: faust.App, settings: Settings, definitions: Definitions, specs: dict[str, ModelSpec], metrics: Metrics,
     plane: ControlPlane,
 ) -> ScoringRuntime:
+    views = {v.ref: v for spec in specs.values() for v in input_views(spec, definitions)}
     return ScoringRuntime(
         settings=settings,
         definitions=definitions,
@@ -343,4 +391,5 @@ def register_scoring(
         plane=plane,
         audit=plane.audit,
         metrics=metrics,
+        replica=CrossReplica(settings, definitions, list(views.values())) if views else None,
     )

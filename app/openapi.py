@@ -216,6 +216,7 @@ def openapi(view_names: list[str], sources: dict[str, Source]) -> dict[str, Any]
                         "unknown_levels": {"type": "object"}, "features": {"type": "object"},
                         "view_versions": {"type": "object"}, "score_latency_us": {"type": "number"},
                         "scored_at": {"type": "string"}, "join_key": {},
+                        "complete": {"type": "boolean"}, "held_ms": {"type": "number"},
                     },
                 },
             },

@@ -20,15 +20,17 @@ from dev_tooling import flights_data, kafka_local
 from dev_tooling.processes import WorkerHandle, alive, http_json, start_worker, stop_pid, wait_ready
 from kafka_plumbing import clients, signing
 from kafka_plumbing.clients import stop_consumer
-from kafka_plumbing.producer import produce
+from kafka_plumbing.producer import produce, produce_markers
 from kafka_plumbing.settings import Settings
 from kafka_plumbing.topics import ensure_topics_sync, resolve_partitions_sync
 from tables.definitions import load
+from tables.log_record import watermark_headers
 from agents.control_client import issue_sync
 from models.pipeline import train_from_log
 from models.registry import Registry
 
-MODEL = "flight_delay"
+# flight_delay plus the origin's weather and the carrier's arrivals, read as of each departure
+MODEL = "flight_delay_xs"
 LIVE = 2000  # departures published after the model is deployed
 
 console = Console()
@@ -110,6 +112,13 @@ def _publish(settings: Settings, definitions, url: str, limit: int, skip: int = 
     total = sum(len(v) for v in by_source.values())
     report = asyncio.run(produce(settings, definitions.key_fields(), flights_data.iter_interleaved(by_source), total))
     console.print(f"published {report.total} real events in {report.seconds:.1f}s")
+    # The end of the stream: a watermark marker on every partition of the logs a model reads
+    # across sources, so the departures held for them are scored now (docs/models.md).  It
+    # promises nothing older than just after this slice: the next one starts later.
+    newest = max(flights_data.event_time_ms(e) for events in by_source.values() for e in events[-1:])
+    for source in ("weather", "arrivals"):
+        asyncio.run(produce_markers(settings, settings.topics.events(source), watermark_headers(newest + 1),
+                                    range(settings.partitions)))
     _wait_processed(url, {s: before.get(s, 0) + n for s, n in report.sent.items()})
     # re-keyed logs follow their parents: every applied parent event (keys are never null here)
     _, stats = http_json(url + "/stats")
@@ -138,14 +147,19 @@ def _train_and_deploy(settings: Settings, definitions) -> int:
 def _prediction_table(settings: Settings, n: int = 10) -> Table:
     records = asyncio.run(_tail(settings, settings.topics.predictions, n))
     table = Table(title=f"last {len(records)} live predictions on {settings.topics.predictions}")
-    for column in ("UTC", "flight", "part:offset", "model", "P(late>15m)", "dep_delay", "scored in"):
+    for column in ("UTC", "flight", "part:offset", "model", "P(late>15m)", "dep_delay", "origin temp °F",
+                   "carrier arr. delay 24h", "held", "scored in"):
         table.add_column(column, no_wrap=True)
     for r in records:
         f = r["features"]
+        delay = f.get("carrier_arrivals.mean_arr_delay_24h")
         table.add_row(
             r["event_time"][5:16].replace("T", " "), f"{f.get('carrier')} {f.get('origin')}→{f.get('dest')}",
             f"{r['partition']}:{r['offset']}", f"v{r['model_version']}", f"{r['probabilities'][1]:.3f}",
-            str(f.get("dep_delay")), f"{r['score_latency_us']:.0f}µs",
+            str(f.get("dep_delay")), str(f.get("origin_weather.last_temp")),
+            "-" if delay is None else f"{delay:.1f} min",
+            f"{r.get('held_ms', 0):.0f} ms" + ("" if r.get("complete", True) else " (waited out)"),
+            f"{r['score_latency_us']:.0f}µs",
         )
     return table
 

@@ -105,3 +105,15 @@ async def produce_raw(settings: Settings, topic: str, records: list[tuple[bytes 
         return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
+
+
+async def produce_markers(settings: Settings, topic: str, headers: list[tuple[str, bytes]],
+                          partitions: Iterable[int]) -> None:
+    """One marker record (no key, an empty value, ``headers``) into each of ``partitions`` of ``topic``."""
+    producer = clients.producer(settings, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=b"", partition=p, headers=headers) for p in partitions]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()

@@ -123,6 +123,10 @@ class Settings:
     # the latency a batch adds and on the size of one state flush.
     flush_events: int = field(default_factory=lambda: int(_env("FS_FLUSH_EVENTS", "1000")))
     flush_ms: float = field(default_factory=lambda: float(_env("FS_FLUSH_MS", "10")))
+    # An event whose model reads views of other logs (ModelSpec.inputs) is held
+    # until those logs' watermarks pass its time; after this many seconds it is
+    # scored with what is known, its prediction marked complete=false.
+    xsource_max_wait_s: float = field(default_factory=lambda: float(_env("FS_XSOURCE_MAX_WAIT_S", "30")))
     # at_least_once: a kill can send a flush's outputs twice (never its state);
     # exactly_once: outputs, state and offsets in one Kafka transaction per flush.
     processing_guarantee: str = field(
@@ -230,6 +234,7 @@ class Settings:
             "FS_FEATURES": self.features_module,
             "FS_FLUSH_EVENTS": str(self.flush_events),
             "FS_FLUSH_MS": str(self.flush_ms),
+            "FS_XSOURCE_MAX_WAIT_S": str(self.xsource_max_wait_s),
             "FS_READ_PROCESS": "1" if self.read_process else "0",
             "FS_PROCESSING_GUARANTEE": self.processing_guarantee,
             "FS_METRICS_INTERVAL_S": str(self.metrics_interval_s),

@@ -37,7 +37,8 @@ def train_from_log(
         "source": spec.source, "label_source": spec.label_source, "join_key": spec.join_key,
         "label_field": spec.label_field, "feature_module": definitions.module,
         "unlabelled_events": unlabelled,
-        "view_state_keys": {view: definitions.views[view].state_key for view in spec.views},
+        "view_state_keys": {view: definitions.views[view].state_key for view in spec.views + spec.inputs},
+        "cross_source_inputs": list(spec.inputs),
     }
-    versions = {view: definitions.views[view].version for view in spec.views}
+    versions = {view: definitions.views[view].version for view in spec.views + spec.inputs}
     return train(frame, config, Registry(settings.registry_dir), versions, extra_metadata=extra)

@@ -25,7 +25,8 @@ from tables.validation import parse_time_ms
 from kafka_plumbing import log_reader
 from kafka_plumbing.settings import Settings
 from tables.labels import label_of
-from tables.model_spec import ModelSpec
+from tables.cross_source import CrossLog, empty_logs, read_inputs
+from tables.model_spec import ModelSpec, input_views
 from tables.definitions import Definitions
 from tables.point_in_time import as_of_values
 from tables.log_record import LogRecord, from_messages, read_file
@@ -76,10 +77,21 @@ def replayed(
 def model_frame(
     settings: Settings, definitions: Definitions, spec: ModelSpec, events_dir: Path | None = None
 ) -> pd.DataFrame:
+    frame = pd.DataFrame(model_rows(settings, definitions, spec, events_dir))
+    frame["event_time"] = pd.to_datetime(frame["event_time_ms"], unit="ms", utc=True)
+    return frame
+
+
+def model_rows(
+    settings: Settings, definitions: Definitions, spec: ModelSpec, events_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """One training row per applied event of the model's source, as plain values: the
+    event's identity and position, every model input, its label."""
     numeric, categorical, _ = spec.feature_columns(definitions)
     with Progress(console=console) as bar:
         scored = replayed(settings, definitions, spec.source, events_dir, bar)
         labelled = replayed(settings, definitions, spec.label_source, events_dir, bar)
+        inputs = cross_inputs(settings, definitions, spec, scored, events_dir)
     # The last applied label event per key wins (log order); live quality uses the same label_of.
     labels = {found.key: found.value for row in labelled if (found := label_of(spec, row["record"])) is not None}
     rows = []
@@ -92,14 +104,38 @@ def model_frame(
             "offset": row["offset"],
             spec.join_key: record.get(spec.join_key),
         }
+        cross = inputs.get((row["partition"], row["offset"]), {})
         for column in numeric + categorical:
-            out[column] = row[column] if "." in column else record.get(column)
+            if "." not in column:
+                out[column] = record.get(column)
+            elif column in row:
+                out[column] = row[column]
+            else:
+                view, name = column.split(".", 1)
+                out[column] = cross[view][name]
         key = record.get(spec.join_key)
         out["label"] = labels.get(str(key)) if key is not None else None
         rows.append(out)
-    frame = pd.DataFrame(rows)
-    frame["event_time"] = pd.to_datetime(frame["event_time_ms"], unit="ms", utc=True)
-    return frame
+    return rows
+
+
+def cross_inputs(
+    settings: Settings, definitions: Definitions, spec: ModelSpec, scored: list[dict[str, Any]],
+    events_dir: Path | None = None,
+) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
+    """(partition, offset) of each scored event -> its cross-source inputs as of its time, read from
+    the other logs with the same ``CrossLog`` the worker serves them from."""
+    views = input_views(spec, definitions)
+    if not views:
+        return {}
+    logs: dict[str, CrossLog] = empty_logs(definitions, views, settings.partitions, settings.max_payload_bytes)
+    for root, log in logs.items():
+        log.feed_all(_log(settings, root, events_dir)[0])
+    out: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+    # In time order: each entity's read then only moves forward (the values do not depend on it).
+    for row in sorted(scored, key=lambda r: r["event_time_ms"]):
+        out[(row["partition"], row["offset"])] = read_inputs(logs, views, row["record"], row["event_time_ms"]).values
+    return out
 
 
 def _time_ms(value: Any) -> int:

@@ -18,6 +18,12 @@ LANE_HEADER = "fs-lane"
 # goes live.  Agents and replay skip it; it is never counted.
 CONTROL_HEADER = "fs-control"
 
+# A watermark marker (a control record, so every reader skips it as an event):
+# its publisher promises that no event with a time earlier than this (epoch ms,
+# decimal ASCII) follows on the partition.  Cross-source reads take it as the
+# partition's watermark while the partition is idle (``tables.cross_source``).
+WATERMARK_HEADER = "fs-watermark"
+
 # The schema version an event was written in (decimal ASCII); none: version 1,
 # so a plain JSON producer that knows nothing of versions keeps working.
 SCHEMA_HEADER = "fs-schema"
@@ -55,14 +61,19 @@ def lane_of(headers: Headers) -> int | None:
 INVALID_SCHEMA = -1
 
 
+def _decimal(value: Any, most_digits: int) -> int | None:
+    """A header value of ASCII digits only, and few: int() would also take " 2", "+2",
+    "2_0", other scripts' digits, and refuse 5,000 digits by raising."""
+    ok = isinstance(value, bytes) and 0 < len(value) <= most_digits and value.isdigit()
+    return int(value) if ok else None
+
+
 def schema_of(headers: Headers) -> int | None:
     """The schema version a record declares (None: it declares none, version 1)."""
     for key, value in _header_items(headers):
         if key == SCHEMA_HEADER:
-            # ASCII digits only, and few: int() would also take " 2", "+2",
-            # "2_0", other scripts' digits, and refuse 5,000 digits by raising.
-            ok = isinstance(value, bytes) and 0 < len(value) <= 9 and value.isdigit()
-            return int(value) if ok else INVALID_SCHEMA
+            version = _decimal(value, 9)
+            return INVALID_SCHEMA if version is None else version
     return None
 
 
@@ -80,6 +91,19 @@ def control_headers(reason: str) -> list[tuple[str, bytes]]:
     return [(CONTROL_HEADER, reason.encode())]
 
 
+def watermark_headers(time_ms: int) -> list[tuple[str, bytes]]:
+    """A watermark marker's headers: a control record promising no event before ``time_ms``."""
+    return [*control_headers("watermark"), (WATERMARK_HEADER, str(int(time_ms)).encode())]
+
+
+def watermark_of(headers: Headers) -> int | None:
+    """The promise of a watermark marker (None: not one, or not a number)."""
+    for key, value in _header_items(headers):
+        if key == WATERMARK_HEADER:
+            return _decimal(value, 16)
+    return None
+
+
 @dataclass(frozen=True)
 class LogRecord:
     partition: int
@@ -90,12 +114,14 @@ class LogRecord:
     timestamp_ms: int | None = None  # the record's Kafka timestamp (None in an exported file)
     partitions: int | None = None  # its topic's partition count (None in an exported file)
     schema_version: int | None = None  # its fs-schema header (None: version 1; INVALID_SCHEMA: not a number)
+    watermark_ms: int | None = None  # a watermark marker's promise (``WATERMARK_HEADER``)
 
     @classmethod
     def of(cls, partition: int, offset: int, value: bytes | None, headers: Headers,
            timestamp_ms: int | None = None, partitions: int | None = None) -> "LogRecord":
-        return cls(partition, offset, value, lane_of(headers), is_control(headers), timestamp_ms, partitions,
-                   schema_of(headers))
+        control = is_control(headers)
+        return cls(partition, offset, value, lane_of(headers), control, timestamp_ms, partitions,
+                   schema_of(headers), watermark_of(headers) if control else None)
 
     @property
     def placed(self) -> tuple[int, int] | None:

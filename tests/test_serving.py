@@ -145,5 +145,6 @@ def test_prediction_record_json_fields_and_codec() -> None:
     data = json.loads(record.encode())
     assert list(data) == ["event_id", "source", "topic", "partition", "offset", "event_time_ms", "event_time",
                           "model", "model_version", "role", "label", "probabilities", "labels", "unknown_levels",
-                          "features", "view_versions", "score_latency_us", "scored_at", "join_key"]
+                          "features", "view_versions", "score_latency_us", "scored_at", "join_key",
+                          "complete", "held_ms"]
     assert PredictionRecord.decode(record.encode()) == record == PredictionRecord.decode(data)

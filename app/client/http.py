@@ -15,7 +15,7 @@ import httpx
 
 from app.client import calls
 from app.client.calls import BATCH_ROWS, AsOf, Call, Row
-from app.client.publish import publish
+from app.client.publish import publish, watermark
 from app.client.records import BatchRow, FeatureStoreError, FeatureVector, Prediction, PublishReport, predictions
 from app.client.retry import RETRYABLE_ERRORS, Backoff, retryable_status
 from kafka_plumbing.settings import Settings
@@ -102,6 +102,11 @@ class Client(_Common):
         definitions, settings = self.publishing()
         return asyncio.run(publish(definitions, settings, source, events))
 
+    def watermark(self, source: str, time_ms: int, partitions: Sequence[int] | None = None) -> None:
+        """Promise that no event of ``source`` older than ``time_ms`` follows (``app.client.publish.watermark``)."""
+        definitions, settings = self.publishing()
+        asyncio.run(watermark(definitions, settings, source, time_ms, partitions))
+
 
 class AsyncClient(_Common):
     """The same calls for asyncio; ``async with`` (or ``await aclose()``)."""
@@ -150,3 +155,8 @@ class AsyncClient(_Common):
         """Raises ``PublishRejected`` (nothing sent) when any event fails validation."""
         definitions, settings = self.publishing()
         return await publish(definitions, settings, source, events)
+
+    async def watermark(self, source: str, time_ms: int, partitions: Sequence[int] | None = None) -> None:
+        """Promise that no event of ``source`` older than ``time_ms`` follows (``app.client.publish.watermark``)."""
+        definitions, settings = self.publishing()
+        await watermark(definitions, settings, source, time_ms, partitions)

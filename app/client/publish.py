@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.client.records import PublishRejected, PublishReport, Rejected
-from kafka_plumbing.producer import encode, produce
+from kafka_plumbing.producer import encode, produce, produce_markers
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
+from tables.log_record import watermark_headers
 from tables.validation import INVALID_JSON, Rejection, validate
 
 
@@ -49,3 +50,15 @@ async def publish(definitions: Definitions, settings: Settings, source: str,
     report = await produce(settings, definitions.key_fields(), ((source, dict(e)) for e in events), len(events),
                            progress=False, headers=definitions.schema_headers())
     return PublishReport(source, report.total, report.seconds)
+
+
+async def watermark(definitions: Definitions, settings: Settings, source: str, time_ms: int,
+                    partitions: Sequence[int] | None = None) -> None:
+    """A watermark marker into ``partitions`` of ``source`` (default: all): the publisher's
+    promise that no event older than ``time_ms`` follows there.  Send it to a partition that
+    goes idle, or at the end of a stream, so events held for cross-source inputs are scored
+    without waiting out (docs/models.md); an event that breaks the promise is not read by them."""
+    if source not in definitions.key_fields():
+        raise KeyError(f"no published source {source!r}; known: {sorted(definitions.key_fields())}")
+    await produce_markers(settings, settings.topics.events(source), watermark_headers(time_ms),
+                          range(settings.partitions) if partitions is None else partitions)

@@ -103,6 +103,8 @@ class Prediction:
     view_versions: dict[str, Any]
     score_latency_us: float
     raw: dict[str, Any] = field(repr=False)
+    # False: the model reads other logs and scored before they had passed the event's time
+    complete: bool = True
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> Prediction:
@@ -110,7 +112,8 @@ class Prediction:
                    role=body.get("role", "primary"), label=body.get("label"), probabilities=body.get("probabilities"),
                    labels=body.get("labels"), features=dict(body.get("features") or {}),
                    view_versions=dict(body.get("view_versions") or {}),
-                   score_latency_us=float(body.get("score_latency_us") or 0.0), raw=dict(body))
+                   score_latency_us=float(body.get("score_latency_us") or 0.0), raw=dict(body),
+                   complete=bool(body.get("complete", True)))
 
 
 def predictions(body: Mapping[str, Any]) -> list[Prediction]:

@@ -278,18 +278,18 @@ def both_ready(workers: list[Worker], timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def deploy_model(worker: Worker) -> int:
-    """flight_delay trained on what the worker applied so far (once per session), deployed."""
+def deploy_model(worker: Worker, name: str = "flight_delay") -> int:
+    """``name`` trained on what the worker applied so far (once per session), deployed."""
     registry = Registry(worker.settings.registry_dir)
-    if not registry.versions("flight_delay"):
-        trained = worker.cli("train", "--name", "flight_delay", "--ntrees", "5")
+    if not registry.versions(name):
+        trained = worker.cli("train", "--name", name, "--ntrees", "5")
         assert trained.returncode == 0, trained.stdout + trained.stderr
-    version = max(registry.versions("flight_delay"))
-    deployed = worker.cli("models", "deploy", "flight_delay", str(version))
+    version = max(registry.versions(name))
+    deployed = worker.cli("models", "deploy", name, str(version))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deadline = time.monotonic() + 30
     while True:  # every departure from here on is scored
-        model = next(m for m in worker.get("/models")[1]["models"] if m["name"] == "flight_delay")
+        model = next(m for m in worker.get("/models")[1]["models"] if m["name"] == name)
         if model["deployed"] and model["deployed"]["primary"] == version:
             return version
         assert time.monotonic() < deadline, model
