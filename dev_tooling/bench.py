@@ -14,6 +14,8 @@ on fresh topics, medians reported), every stage on the same topic:
    bare Faust page returning one table value; the ingest rate with and
    without that read load;
 4. event-to-prediction latency and freshness at fixed input rates;
+   departures scored with and without inputs held for other logs
+   (``bench_cross``);
 5. replay and training-set rates (``bench_offline``).
 
 One table (stage, value, unit, ratio to its baseline) and a JSON file. The
@@ -36,6 +38,7 @@ from rich.table import Table
 from dev_tooling import flights_data, kafka_local
 from dev_tooling.bench_baselines import run_baselines
 from dev_tooling.bench_config import BenchConfig
+from dev_tooling.bench_cross import HELD_MODEL, PLAIN_MODEL, run_cross, slice_of
 from dev_tooling.bench_latency import measure
 from dev_tooling.bench_offline import run_offline
 from dev_tooling.bench_report import rows_of
@@ -57,6 +60,8 @@ class Slices:
     quiet: list[dict]
     loaded: list[dict]
     paced: dict[int, list[dict]] = field(default_factory=dict)
+    # The first departures again with their arrivals and weather (each stage has its own topics).
+    cross: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def slices_for(config: BenchConfig) -> Slices:
@@ -66,6 +71,8 @@ def slices_for(config: BenchConfig) -> Slices:
     events = flights_data.load_events(limit=total, sources=("departures",), progress=False)["departures"]
     at = config.events
     out = Slices(events[:at], events[at:at + per_phase], events[at + per_phase:at + 2 * per_phase])
+    if config.runs("cross_source"):
+        out.cross = slice_of(config.events)
     at += 2 * per_phase
     for rate, size in zip(config.latency_rates, paced_sizes):
         out.paced[rate] = events[at:at + size]
@@ -137,6 +144,16 @@ def run_round(index: int, tag: str, base: Settings, definitions: Definitions, co
                         found["monitor"] = {"ingest": asdict(worker.ingest(slices.ingest))}
                 finally:
                     worker.stop()
+        if config.runs("cross_source"):
+            found["cross_source"] = {}
+            for name, model in (("plain", PLAIN_MODEL), ("held", HELD_MODEL)):
+                own = replace(settings, topic_prefix=f"{settings.topic_prefix}-{name}",
+                              app_id=f"{settings.app_id}-{name}")
+                ensure_topics_sync(own, list(definitions.sources))
+                with console.status(f"round {index + 1}: worker scoring {model} on departures, arrivals, weather"):
+                    run = run_cross(own, definitions, slices.cross, model)
+                if run is not None:
+                    found["cross_source"][name] = asdict(run)
     else:
         asyncio.run(produce(settings, definitions.key_fields(), (("departures", e) for e in slices.ingest),
                             len(slices.ingest), progress=False))
@@ -174,16 +191,15 @@ async def _delete_topics(settings: Settings, tag: str) -> None:
 
 
 def train_model(base: Settings, definitions: Definitions, tag: str, events: int) -> str:
-    """Train ``flight_delay`` on its own topics (departures and their arrivals) into the registry."""
+    """Train ``flight_delay`` and ``flight_delay_xs`` on their own topics (the three logs) into the registry."""
     from models.pipeline import train_from_log
 
     settings = replace(base, topic_prefix=f"bench{tag}-train", app_id=f"fs-bench{tag}-train", partitions=4)
     ensure_topics_sync(settings, list(definitions.sources))
-    data = flights_data.load_events(limit=events, sources=("departures", "arrivals"), progress=False)
-    stream = flights_data.interleave(data)
+    stream = flights_data.interleave(flights_data.load_events(limit=events, progress=False))
     asyncio.run(produce(settings, definitions.key_fields(), stream, len(stream), progress=False))
-    version = train_from_log(settings, definitions, "flight_delay", ntrees=20)
-    return f"{version.name} v{version.version}"
+    versions = [train_from_log(settings, definitions, name, ntrees=20) for name in (PLAIN_MODEL, HELD_MODEL)]
+    return ", ".join(f"{v.name} v{v.version}" for v in versions)
 
 
 def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
@@ -194,7 +210,7 @@ def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     model_note = None
     if config.train:
-        with console.status("training flight_delay for the bench (H2O)"):
+        with console.status("training flight_delay and flight_delay_xs for the bench (H2O)"):
             model_note = train_model(settings, definitions, tag, max(config.events, 5000))
     slices = slices_for(config)
     rounds = []

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STAGES = ("baselines", "worker", "exactly_once", "monitor", "reads", "latency", "offline")
+STAGES = ("baselines", "worker", "exactly_once", "monitor", "cross_source", "reads", "latency", "offline")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,6 @@ class BenchConfig:
                       "ingest_rate": 200, "latency_rates": (20, 200), **overrides})
 
     def runs(self, stage: str) -> bool:
-        if stage in ("reads", "latency", "exactly_once", "monitor") and "worker" in self.skip:
+        if stage in ("reads", "latency", "exactly_once", "monitor", "cross_source") and "worker" in self.skip:
             return False
         return stage not in self.skip

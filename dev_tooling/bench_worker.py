@@ -121,16 +121,16 @@ class BenchWorker:
                                    env=self.settings.as_env())
         wait_ready(self.handle)
 
-    def deploy_latest(self) -> str | None:
-        """Deploy the newest ``flight_delay`` in the registry; None when there is none."""
-        versions = Registry(self.settings.registry_dir).list_models().get(MODEL) or []
+    def deploy_latest(self, model: str = MODEL) -> str | None:
+        """Deploy the newest version of ``model`` in the registry; None when there is none."""
+        versions = Registry(self.settings.registry_dir).list_models().get(model) or []
         if not versions:
             return None
         version = max(v.version for v in versions)
-        verdict = asyncio.run(issue(self.settings, MODEL, "deploy", version, by="bench"))
+        verdict = asyncio.run(issue(self.settings, model, "deploy", version, by="bench"))
         if verdict.result != "applied":
-            raise RuntimeError(f"deploying {MODEL} v{version} for the bench: {verdict}")
-        self.model = f"{MODEL} v{version}"
+            raise RuntimeError(f"deploying {model} v{version} for the bench: {verdict}")
+        self.model = f"{model} v{version}"
         return self.model
 
     @contextmanager
