@@ -19,6 +19,7 @@ from app.tokens import ADMIN, READ, SCORE, Decision, TokenTable, authorize
 from app.web_common import RuntimeView, error_body
 from kafka_plumbing.settings import Settings
 from tables.definitions import Definitions
+from tables.model_spec import ModelSpec, input_views
 
 
 class AuthContext(Protocol):
@@ -64,8 +65,13 @@ def sees_view(runtime: AuthContext, decision: Decision, name: str) -> bool:
     return decision.sees(runtime.tokens, view.name) or sees_source(runtime, decision, view.source.name)
 
 
-def sees_model(runtime: AuthContext, decision: Decision, name: str, source: str) -> bool:
-    return decision.sees(runtime.tokens, name) or sees_source(runtime, decision, source)
+def sees_model(runtime: AuthContext, decision: Decision, spec: ModelSpec) -> bool:
+    """A model is its tenant's by its name, or when the tenant sees every log it reads: the scored
+    one and those of its cross-source inputs (another tenant's weather is not this tenant's model)."""
+    if decision.sees(runtime.tokens, spec.name):
+        return True
+    read = [spec.source, *(view.source.name for view in input_views(spec, runtime.definitions))]
+    return all(sees_source(runtime, decision, source) for source in read)
 
 
 def admit_admin(view: RuntimeView, request: Request, action: str, target: str) -> tuple[Decision, Response | None]:

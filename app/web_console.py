@@ -49,11 +49,11 @@ class ConsoleData(RuntimeView):
         if denied is not None:
             return denied
         runtime = self.runtime
-        model_sources = {name: spec.source for name, spec in model_specs(runtime.definitions).items()}
+        specs = model_specs(runtime.definitions)
 
         def model(name: str) -> bool:
-            source = model_sources.get(name)
-            return sees_model(runtime, decision, name, source) if source else decision.sees(runtime.tokens, name)
+            spec = specs.get(name)
+            return sees_model(runtime, decision, spec) if spec else decision.sees(runtime.tokens, name)
 
         visible = Visible(lambda name: sees_source(runtime, decision, name), model, decision.sees(runtime.tokens))
         data = figures(runtime.metrics.registry, runtime.console_history, runtime.console_feed,

@@ -44,7 +44,7 @@ class Models(RuntimeView):
             return self.json({"models": []})
         out = []
         for name, spec in scoring.specs.items():
-            if not sees_model(self.runtime, decision, name, spec.source):
+            if not sees_model(self.runtime, decision, spec):
                 continue  # another tenant's
             try:
                 versions = [
@@ -69,8 +69,7 @@ class Deploy(RuntimeView):
         decision, denied = admit_admin(self, request, str(action)[:40], name[:200])
         if denied is not None:
             return denied
-        if scoring is None or name not in scoring.specs or not sees_model(
-                runtime, decision, name, scoring.specs[name].source):
+        if scoring is None or name not in scoring.specs or not sees_model(runtime, decision, scoring.specs[name]):
             # audited: a tenant's admin reaching for another tenant's model is worth knowing about
             runtime.plane.audit_soon(name[:200].encode(), CommandAudit(
                 at=now_iso(), result="refused", by=decision.identity, action=str(action)[:40], target=name[:200],

@@ -61,7 +61,10 @@ def test_a_tenant_sees_its_own_views_and_not_the_others(worker: Worker) -> None:
 
 def test_a_tenant_cannot_see_score_or_deploy_another_tenants_model(worker: Worker) -> None:
     assert [m["name"] for m in call(worker, "/models", "wx-secret-1")[1]["models"]] == []
+    # flight_delay_xs scores departures too, but reads wx's weather: not acme's model.
     assert [m["name"] for m in call(worker, "/models", "acme-secret-1")[1]["models"]] == ["flight_delay"]
+    assert {m["name"] for m in call(worker, "/models", "root-secret-1")[1]["models"]} >= {"flight_delay",
+                                                                                        "flight_delay_xs"}
     status, body = call(worker, "/score?source=departures", "wx-secret-1", {"event_id": "x"})
     assert (status, body["error"]) == (404, "unknown_source")
     status, body = call(worker, "/models/flight_delay/deploy", "wx-secret-1", {"version": 1})
