@@ -20,7 +20,7 @@ from tables.processor import APPLIED, LATE, SourceProcessor, Stores
 from tables.state import encode_view_state
 from tests import oracle
 from tests.test_aggregations_property import LATENESS, SOURCE, _scale, close, streams
-from tests.test_window_semantics import close as _near
+from tests.test_window_semantics import build, check_per_event, close as _near
 
 MIN = 60_000
 HOUR = 60 * MIN
@@ -95,33 +95,9 @@ def vectors() -> dict:
     return json.loads(VECTORS.read_text())
 
 
-def _build(vectors: dict, case: dict) -> tuple[FeatureView, SourceProcessor]:
-    features = [
-        Feature(f["name"], aggs.KINDS[f["agg"]](f["field"]), f["window_ms"], f["hop_ms"], f["closed"])
-        for f in vectors["features"]
-    ]
-    source = Source("ref", {"event_id": "str", "time_ms": "int", "key": "str", "value": "float", "cat": "str"},
-                    key="key", time_field="time_ms", lateness=case["lateness_ms"])
-    view = FeatureView("ref", 1, source, "key", features)
-    return view, SourceProcessor(source, [view])
-
-
 @pytest.mark.parametrize("case_name", CASES)
 def test_per_event_values_match_vectors(vectors: dict, case_name: str) -> None:
-    case = vectors["cases"][case_name]
-    view, processor = _build(vectors, case)
-    stores = Stores.in_memory([view])
-    outcomes = {e["event_id"]: processor.process(stores, 0, e, e["time_ms"]) for e in case["events"]}
-    checked = 0
-    for name, rows in case["per_event"].items():
-        for row in rows:
-            outcome = outcomes[row["event_id"]]
-            if row.get("late"):
-                assert outcome.status == LATE, row
-                continue
-            assert outcome.status == APPLIED, row
-            assert _near(outcome.features["ref"][name], row["value"]), (name, row, outcome.features["ref"][name])
-            checked += 1
+    checked = check_per_event(vectors, vectors["cases"][case_name])
     assert checked >= (60 if case_name == "hand_checked" else 5000)
 
 
@@ -129,7 +105,7 @@ def test_per_event_values_match_vectors(vectors: dict, case_name: str) -> None:
 def test_as_of_values_match_vectors(vectors: dict, case_name: str) -> None:
     """Training-set path (point_in_time) and online tiles (ViewWindows.as_of)."""
     case = vectors["cases"][case_name]
-    view, processor = _build(vectors, case)
+    view, processor = build(vectors, case)
     stores = Stores.in_memory([view])
     applied = [(e, e["time_ms"]) for e in case["events"]
                if processor.process(stores, 0, e, e["time_ms"]).status == APPLIED]
