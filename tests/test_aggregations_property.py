@@ -69,22 +69,27 @@ def _scale(events: list[dict]) -> float:
     return max([1.0] + [abs(e["v"]) for e in events if e["v"] is not None]) * 100
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(streams())
-def test_per_event_values_equal_oracle(events: list[dict]) -> None:
-    processor = SourceProcessor(SOURCE, [VIEW])
-    stores = Stores.in_memory([VIEW])
+def check_per_event_oracle(view: FeatureView, events: list[dict]) -> None:
+    """Process ``events`` in order with ``view``: each one's verdict and served values equal the oracle's."""
+    processor = SourceProcessor(SOURCE, [view])
+    stores = Stores.in_memory([view])
     outcomes = [processor.process(stores, 0, e, e["t"]) for e in events]
     frame = pd.DataFrame(events).rename(columns={"t": "time_ms"})
-    expected = oracle.per_event(frame, oracle.specs_of(VIEW), "k", LATENESS)
+    expected = oracle.per_event(frame, oracle.specs_of(view), "k", LATENESS)
     scale = _scale(events)
     for outcome, want in zip(outcomes, expected):
         assert (outcome.status == LATE) == want["late"]
         if want["late"]:
             continue
-        for spec in oracle.specs_of(VIEW):
-            got = outcome.features["p"][spec.name]
+        for spec in oracle.specs_of(view):
+            got = outcome.features[view.name][spec.name]
             assert close(got, want[spec.name], scale), (spec.name, got, want[spec.name])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_per_event_values_equal_oracle(events: list[dict]) -> None:
+    check_per_event_oracle(VIEW, events)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

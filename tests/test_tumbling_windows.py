@@ -19,7 +19,7 @@ from tables.point_in_time import as_of_values
 from tables.processor import APPLIED, LATE, SourceProcessor, Stores
 from tables.state import encode_view_state
 from tests import oracle
-from tests.test_aggregations_property import LATENESS, SOURCE, _scale, close, streams
+from tests.test_aggregations_property import SOURCE, _scale, check_per_event_oracle, close, streams
 from tests.test_window_semantics import build, check_per_event, close as _near
 
 MIN = 60_000
@@ -179,17 +179,7 @@ VIEW = FeatureView("t", 1, SOURCE, "k", TUMBLING)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_per_event_values_equal_oracle(events: list[dict]) -> None:
-    processor, stores = SourceProcessor(SOURCE, [VIEW]), Stores.in_memory([VIEW])
-    outcomes = [processor.process(stores, 0, e, e["t"]) for e in events]
-    frame = pd.DataFrame(events).rename(columns={"t": "time_ms"})
-    expected = oracle.per_event(frame, oracle.specs_of(VIEW), "k", LATENESS)
-    scale = _scale(events)
-    for outcome, want in zip(outcomes, expected):
-        assert (outcome.status == LATE) == want["late"]
-        if not want["late"]:
-            for spec in oracle.specs_of(VIEW):
-                got = outcome.features["t"][spec.name]
-                assert close(got, want[spec.name], scale), (spec.name, got, want[spec.name])
+    check_per_event_oracle(VIEW, events)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
