@@ -26,12 +26,15 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from agents.dead_letters import DeadLetter
 from agents.metrics_publisher import MetricsSnapshot, decode as decode_snapshot
+from agents.quality_monitor import FAMILIES
 from kafka_plumbing import clients
 from kafka_plumbing.settings import Settings
 
 log = logging.getLogger(__name__)
 
-QUALITY_MARK = b'"featurestream_model_'  # in the samples of a snapshot with live model quality
+# A snapshot with one of these names carries the monitor's figures (a worker's own carry
+# featurestream_model_info, which is not one of them).
+MONITOR_MARKS = tuple(f'"{name}'.encode() for name in FAMILIES)
 MAX_ALERT_KEYS = 10_000  # alert keys remembered for the active list; past it the oldest are forgotten
 PREVIEW_BYTES = 160  # of a rejected record's original bytes: enough to recognise it, never a 1 MB page
 
@@ -115,7 +118,7 @@ class ConsoleFeed:
                     del self.latest[next(iter(self.latest))]
             elif message.topic == self.settings.topics.metrics:
                 # Most snapshots are workers' without model figures: skipped before any decoding.
-                if QUALITY_MARK in message.value:
+                if any(mark in message.value for mark in MONITOR_MARKS):
                     snapshot = decode_snapshot(message.value)
                     if self.monitor is None or snapshot.taken_at_ms >= self.monitor.taken_at_ms:
                         self.monitor = snapshot

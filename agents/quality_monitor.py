@@ -154,6 +154,13 @@ class QualityMonitor:
         return self.drift[slot]
 
 
+# The rolling figures per model version and role (``featurestream_model_<figure>``), and every
+# family the collector yields: how the console tells the monitor's figures from a worker's own.
+FIGURES = ("auc", "log_loss", "accuracy", "ece", "mean_predicted", "observed_rate", "labelled")
+FAMILIES = (*(f"featurestream_model_{figure}" for figure in FIGURES), "featurestream_quality_labels",
+            "featurestream_quality_unmatched_labels", "featurestream_drift_psi", "featurestream_drift_alert")
+
+
 @dataclass(eq=False)  # registered by identity: a registry keys its collectors by hash
 class QualityCollector(Collector):
     """The monitor's figures, computed when scraped (a window's AUC sorts its pairs: not per record)."""

@@ -21,17 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from agents.console_feed import AlertShown, ConsoleFeed, DeadLetterSeen
 from agents.metrics_publisher import MetricsSnapshot
+from agents.quality_monitor import FAMILIES, FIGURES
 
 HISTORY_POINTS = 300  # at one read a second at most: five minutes of chart
 MIN_STEP_S = 1.0  # reads closer together than this share a point (two open pages do not double the cost)
-QUALITY = ("auc", "log_loss", "accuracy", "ece", "mean_predicted", "observed_rate", "labelled")
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
-# The quality monitor's families (agents.quality_monitor.QualityCollector).
-MONITOR_FAMILIES = ("featurestream_model_auc", "featurestream_model_log_loss", "featurestream_model_accuracy",
-                    "featurestream_model_ece", "featurestream_model_mean_predicted",
-                    "featurestream_model_observed_rate", "featurestream_model_labelled", "featurestream_quality_",
-                    "featurestream_drift_")
 
 
 class SourceFigures(msgspec.Struct, kw_only=True):
@@ -175,7 +170,7 @@ def _models(samples: Samples) -> list[ModelFigures]:
 
     for ls, v in samples.get("featurestream_model_info", ()):
         slot(ls).deployed = v > 0
-    for figure in QUALITY:
+    for figure in FIGURES:
         for ls, v in samples.get(f"featurestream_model_{figure}", ()):
             slot(ls).quality[figure] = v
     return [found[k] for k in sorted(found, key=lambda k: (k[0], -int(k[1]) if k[1].isdigit() else 0, k[2]))]
@@ -195,10 +190,10 @@ def figures(registry: CollectorRegistry, history: ConsoleHistory, feed: ConsoleF
     now = time.time()
     samples = read_samples(registry)
     history.sample(samples, now)
-    if feed is not None and feed.monitor is not None and not any(n.startswith(MONITOR_FAMILIES) for n in samples):
+    if feed is not None and feed.monitor is not None and not any(n.startswith(FAMILIES) for n in samples):
         # This worker runs no monitor: quality and drift from the snapshot of the one that runs.
         for s in feed.monitor.samples:
-            if s.name.startswith(MONITOR_FAMILIES):
+            if s.name.startswith(FAMILIES):
                 samples.setdefault(s.name, []).append((s.labels, s.value))
     rows = []
     for source in filter(visible.source, sources):

@@ -6,6 +6,7 @@ the newest records of any alert kind and never trips on a bad one."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from dataclasses import replace
 
@@ -175,6 +176,8 @@ def test_live_quality_from_the_monitor_process_snapshot() -> None:
                                 value=1.0)]
         if auc is not None:
             samples.append(MetricSample(name="featurestream_model_auc", labels=series, value=auc))
+        else:  # a worker's own: its deployed models, no quality
+            samples.append(MetricSample(name="featurestream_model_info", labels=series, value=1.0))
         return encode_snapshot(MetricsSnapshot(worker=worker, seq=1, taken_at="t", taken_at_ms=at_ms,
                                                interval_s=10.0, samples=samples))
 
@@ -189,3 +192,14 @@ def test_live_quality_from_the_monitor_process_snapshot() -> None:
     assert (model.model, model.version, model.quality) == ("flight_delay", "3", {"auc": 0.81})
     # Only the monitor's families come from the snapshot: the worker's counts stay its own.
     assert data.sources[0].events == {"applied": 2.0}
+
+
+def test_the_families_the_console_takes_from_a_monitor_are_the_collectors() -> None:
+    from agents.quality_monitor import FAMILIES, QualityCollector, QualityMonitor
+    from models.registry import Registry
+    from tables.definitions import load as load_definitions
+
+    settings = load()
+    monitor = QualityMonitor(settings, load_definitions(settings.features_module), {}, Registry(Path("/nonexistent")),
+                             "w")
+    assert {family.name for family in QualityCollector(monitor).collect()} == set(FAMILIES)
